@@ -1,0 +1,1 @@
+"""zoo-timm: timm architectures and pretrained tags as modelzoo backbones."""

@@ -1,0 +1,1 @@
+"""zoo-torchvision: torchvision classification models as modelzoo backbones."""

@@ -1,0 +1,322 @@
+"""The ``zoo`` command line.
+
+argparse keeps start-up cheap (``zoo list`` must be instant); each command imports what it needs
+when it runs. Every :class:`ZooError` becomes one ``error: ...`` line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from .errors import ZooError
+
+SHORT_TASK = {"image-classification": "classification", "object-detection": "detection", "text-classification": "text"}
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def _out(text: str) -> None:
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # `zoo list | head`
+        os._exit(0)
+
+
+# -- zoo list ---------------------------------------------------------------------------------
+def cmd_list(args: argparse.Namespace) -> int:
+    from .catalog import catalog
+
+    specs = catalog(refresh=args.refresh).filter(
+        include=args.patterns or None,
+        exclude=args.exclude or None,
+        kind=args.kind,
+        task=args.task,
+        plugin=args.plugin,
+        license=args.license,
+        pretrained=args.pretrained,
+    )
+    if args.json:
+        _out(json.dumps([s.to_dict() for s in specs], indent=2))
+        return 0
+    if args.names:
+        _out("\n".join(s.name for s in specs))
+        return 0
+    rows = []
+    for s in specs:
+        io = ",".join(s.outputs) if s.kind == "backbone" else ",".join(s.consumes)
+        tags = s.pretrained
+        if not tags:
+            pre = "-"
+        elif len(tags) == 1:
+            pre = tags[0].tag
+        else:
+            pre = f"{(s.default_tag or tags[0].tag)} +{len(tags) - 1}"
+        licenses = sorted({t.license for t in tags if t.license} | ({s.license} if s.license else set()))
+        tasks = ",".join(SHORT_TASK.get(t, t) for t in s.tasks)
+        rows.append([s.name, s.kind, tasks, io or "-", pre, s.plugin, ",".join(licenses) or "-"])
+    if rows:
+        _out(_table(rows, ["NAME", "KIND", "TASKS", "IO", "PRETRAINED", "PLUGIN", "LICENSE"]))
+    counts: dict[str, int] = {}
+    for s in specs:
+        counts[s.kind] = counts.get(s.kind, 0) + 1
+    summary = ", ".join(f"{n} {k}{'s' if n != 1 else ''}" for k, n in counts.items()) or "nothing matched"
+    print(summary, file=sys.stderr)
+    failed = [p for p in catalog().plugins.values() if p.status in ("failed", "degraded")]
+    if failed:
+        names = ", ".join(p.name for p in failed)
+        print(f"warning: plugin(s) {names} failed to load; see `zoo plugins`", file=sys.stderr)
+    return 0
+
+
+# -- zoo info ---------------------------------------------------------------------------------
+def _describe(spec) -> str:
+    lines = [f"{spec.qualified_name}  ({spec.kind}; plugin {spec.plugin})"]
+    if spec.description:
+        lines.append(f"  {spec.description}")
+    lines.append(f"  tasks:       {', '.join(spec.tasks) or '-'}")
+    if spec.kind == "backbone":
+        lines.append(f"  outputs:     {', '.join(spec.outputs)}")
+        lines.append(f"  features:    {spec.num_features or 'known once built'} (pooled)")
+        if spec.pyramid:
+            levels = ", ".join(f"{lv.channels}@/{lv.stride}" for lv in spec.pyramid)
+            lines.append(f"  pyramid:     {levels} (channels@/stride)")
+    if spec.consumes:
+        lines.append(f"  consumes:    {', '.join(spec.consumes)}")
+    if spec.num_params:
+        lines.append(f"  params:      {spec.num_params / 1e6:.2f}M")
+    if spec.builder:
+        lines.append(f"  builder:     {spec.builder}")
+    if spec.options:
+        lines.append(f"  options:     {json.dumps(spec.options)}")
+    if spec.license:
+        lines.append(f"  license:     {spec.license}")
+    for key, value in spec.meta.items():
+        lines.append(f"  {key + ':':<12} {value if not isinstance(value, (dict, list)) else json.dumps(value)}")
+    if spec.pretrained:
+        lines.append(
+            f"  pretrained:  {len(spec.pretrained)} tag(s); default {spec.default_tag or spec.pretrained[0].tag}"
+        )
+        for t in spec.pretrained:
+            lines.append(f"    {spec.name}.{t.tag}")
+            for src in t.sources:
+                lines.append(f"      source:     {src}")
+            lines.append(f"      sha256:     {t.sha256 or 'unknown (recorded on first download)'}")
+            lic = t.license or "unknown"
+            lines.append(f"      license:    {lic}{f' ({t.license_note})' if t.license_note else ''}")
+            if t.input_size:
+                lines.append(
+                    f"      input:      {'x'.join(map(str, t.input_size))}, {t.interpolation or '-'}, crop {t.crop_pct or '-'}"
+                )
+            if t.mean:
+                lines.append(f"      mean/std:   {tuple(t.mean)} / {tuple(t.std or ())}")
+            if t.num_classes:
+                lines.append(f"      classes:    {t.num_classes}{f' ({t.labels})' if t.labels else ''}")
+    return "\n".join(lines)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .catalog import catalog
+
+    cat = catalog()
+    try:
+        specs = [cat.get(args.name)]
+    except ZooError:
+        plugin, _, bare = args.name.rpartition(":")
+        specs = cat._lookup(plugin, bare, None)
+        if len(specs) < 2:
+            raise
+    if args.json:
+        _out(json.dumps([s.to_dict() for s in specs] if len(specs) > 1 else specs[0].to_dict(), indent=2))
+    else:
+        _out("\n\n".join(_describe(s) for s in specs))
+    return 0
+
+
+# -- zoo plugins ------------------------------------------------------------------------------
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from .catalog import catalog
+
+    cat = catalog(refresh=True)
+    rows = []
+    for p in sorted(cat.plugins.values(), key=lambda p: p.name):
+        provides = ", ".join(f"{n} {k}{'s' if n != 1 else ''}" for k, n in sorted(p.counts.items())) or "-"
+        rows.append([p.name, p.dist or "-", p.version or "-", p.status, provides])
+    if args.json:
+        from dataclasses import asdict
+
+        _out(json.dumps([asdict(p) for p in cat.plugins.values()], indent=2))
+        return 0
+    _out(_table(rows, ["PLUGIN", "DISTRIBUTION", "VERSION", "STATUS", "PROVIDES"]) if rows else "no plugins installed")
+    for p in cat.plugins.values():
+        if p.error:
+            _out(f"  {p.name}: {p.error}")
+            for extra in p.problems[1:5]:
+                _out(f"    also: {extra}")
+    if cat.collisions:
+        _out("name collisions (use plugin:name):")
+        for name, where in sorted(cat.collisions.items())[:20]:
+            _out(f"  {name}: {', '.join(where)}")
+        if len(cat.collisions) > 20:
+            _out(f"  ... {len(cat.collisions) - 20} more")
+    return 0
+
+
+def _pip(*pip_args: str) -> int:
+    import subprocess
+
+    cmd = [sys.executable, "-m", "pip", *pip_args]
+    print("$ " + " ".join(cmd), file=sys.stderr)
+    return subprocess.call(cmd)
+
+
+def cmd_plugins_install(args: argparse.Namespace) -> int:
+    from . import catalog as catalog_mod
+
+    before = {s.qualified_name for s in catalog_mod.catalog().specs}
+    extra = ["--no-deps"] if args.no_deps else []
+    if args.editable:
+        extra.append("-e")
+    if _pip("install", *extra, *args.specs) != 0:
+        raise ZooError("pip install failed (see its output above); the installed plugins are unchanged")
+    import importlib
+
+    importlib.invalidate_caches()
+    catalog_mod.reset()
+    cat = catalog_mod.catalog(refresh=True)
+    new = [s for s in cat.specs if s.qualified_name not in before]
+    _out(f"installed; {len(new)} new catalog entr{'y' if len(new) == 1 else 'ies'}")
+    for s in new[:20]:
+        _out(f"  + {s.kind} {s.qualified_name}")
+    for p in cat.plugins.values():
+        if p.status in ("failed", "degraded"):
+            _out(f"warning: plugin {p.name}: {p.error}")
+    return 0
+
+
+def cmd_plugins_uninstall(args: argparse.Namespace) -> int:
+    from . import catalog as catalog_mod
+
+    if _pip("uninstall", "-y", *args.dists) != 0:
+        raise ZooError("pip uninstall failed (see its output above)")
+    catalog_mod.reset()
+    catalog_mod.catalog(refresh=True)
+    _out(f"uninstalled {', '.join(args.dists)}")
+    return 0
+
+
+def cmd_plugins_new(args: argparse.Namespace) -> int:
+    from .scaffold import new_plugin
+
+    path = new_plugin(args.name, args.dir)
+    _out(f"wrote plugin skeleton {path}\n  install it:  zoo plugins install -e {path}\n  test it:     pytest {path}")
+    return 0
+
+
+# -- zoo registry -----------------------------------------------------------------------------
+def cmd_registry(args: argparse.Namespace) -> int:
+    from .registry_file import build_registry, check_registry, write_registry
+
+    if args.check:
+        stale = check_registry(args.output)
+        if stale:
+            raise ZooError(f"{args.output} is stale ({stale}); run: zoo registry build")
+        _out(f"{args.output} is up to date")
+        return 0
+    data = build_registry()
+    write_registry(data, args.output)
+    _out(f"wrote {args.output}: {len(data['entries'])} entries from plugins {', '.join(data['plugins'])}")
+    return 0
+
+
+# -- parser -----------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zoo", description="modelzoo: plugin model zoo and fine-tune engine")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("list", help="list backbones, heads, datasets and recipes")
+    p.add_argument("patterns", nargs="*", help="wildcards on names or arch.tag, e.g. 'resnet*' '*.in1k'")
+    p.add_argument("--exclude", action="append", help="wildcard to leave out (repeatable)")
+    p.add_argument("--kind", choices=["backbone", "head", "dataset", "recipe"])
+    p.add_argument(
+        "--task", help="image-classification|object-detection|text-classification (or classification|detection|text)"
+    )
+    p.add_argument("--plugin", help="only entries from this plugin")
+    p.add_argument("--license", help="only entries with this license (wildcards allowed)")
+    p.add_argument("--pretrained", action="store_true", help="only entries with pretrained weights")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--names", action="store_true", help="names only, one per line")
+    p.add_argument("--refresh", action="store_true", help="rebuild the catalog cache")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("info", help="everything known about one entry")
+    p.add_argument("name", help="arch, arch.tag or plugin:name")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("plugins", help="installed plugins; install | uninstall | new")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_plugins)
+    psub = p.add_subparsers(dest="plugins_command", metavar="ACTION")
+    q = psub.add_parser("list", help="installed plugins and failures (the default)")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_plugins)
+    q = psub.add_parser("install", help="pip install plugins into this environment")
+    q.add_argument("specs", nargs="+", help="pip requirement specs or local paths")
+    q.add_argument("-e", "--editable", action="store_true", help="editable install of a local path")
+    q.add_argument("--no-deps", action="store_true", help="pass --no-deps to pip")
+    q.set_defaults(func=cmd_plugins_install)
+    q = psub.add_parser("uninstall", help="pip uninstall plugin distributions")
+    q.add_argument("dists", nargs="+")
+    q.set_defaults(func=cmd_plugins_uninstall)
+    q = psub.add_parser("new", help="write a working plugin skeleton")
+    q.add_argument("name", help="distribution name, e.g. zoo-myplugin")
+    q.add_argument("--dir", default=".", help="parent directory (default: .)")
+    q.set_defaults(func=cmd_plugins_new)
+
+    p = sub.add_parser("registry", help="build or check registry.json")
+    rsub = p.add_subparsers(dest="registry_command", metavar="ACTION", required=True)
+    q = rsub.add_parser("build", help="regenerate registry.json from first-party plugins and zoo/ recipes")
+    q.add_argument("--check", action="store_true", help="fail if registry.json is stale instead of writing")
+    q.add_argument("--output", default="registry.json")
+    q.set_defaults(func=cmd_registry)
+
+    from . import cli_engine
+
+    cli_engine.add_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from . import __version__
+
+        _out(f"modelzoo {__version__}")
+        return 0
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except ZooError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""Catalog entries as plain data.
+
+Plugins describe what they provide with these dataclasses. They hold no torch objects and no
+callables: a builder is a dotted ``"module:function"`` path imported only when something is built,
+so listing the catalog never imports torch (DESIGN principle 2). Specs round-trip through JSON for
+the catalog cache and ``registry.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import SpecError
+from .tasks import TASKS, normalize_task
+
+KINDS = ("backbone", "head", "dataset", "recipe")
+OUTPUT_KINDS = ("pooled", "pyramid", "sequence")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
+_TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
+_SOURCE_SCHEMES = ("hf-hub:", "https://", "http://", "pkg:", "file:")
+
+
+@dataclass
+class Level:
+    """One map of a ``pyramid`` output: its channel count and stride relative to the input."""
+
+    channels: int
+    stride: int
+
+
+@dataclass
+class PretrainedTag:
+    """One set of pretrained weights for an architecture, addressed as ``arch.tag``.
+
+    ``sources`` are mirrors of the same file (same ``sha256``), tried in order; ``pkg:DIST/PATH``
+    names a file shipped inside an installed distribution, ``file:`` a local path, ``hf-hub:`` and
+    ``https://`` download. ``sha256`` may be a prefix (torch hub file names carry one).
+    ``remap`` says how the file's keys map onto the architecture (``None`` = same names;
+    ``"by_order"`` = zip both state dicts in order, checking every shape).
+    """
+
+    tag: str
+    sources: list[str]
+    sha256: str | None = None
+    license: str | None = None
+    license_note: str | None = None
+    input_size: list[int] | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    interpolation: str | None = None
+    crop_pct: float | None = None
+    num_classes: int | None = None
+    labels: str | None = None
+    remap: str | None = None
+    description: str = ""
+
+    @property
+    def offline(self) -> bool:
+        """True when a source does not need the network (the file may still be missing)."""
+        return any(s.startswith(("pkg:", "file:")) for s in self.sources)
+
+
+@dataclass
+class Spec:
+    """A catalog entry: backbone, head, dataset or recipe.
+
+    Backbones declare ``outputs`` (what they can emit) and, where cheap, ``num_features`` (pooled)
+    and ``pyramid`` levels; heads declare what they ``consumes``. Assembly matches the two.
+    """
+
+    name: str
+    kind: str
+    tasks: list[str] = field(default_factory=list)
+    builder: str | None = None
+    description: str = ""
+    plugin: str = ""
+    outputs: list[str] = field(default_factory=list)
+    num_features: int | None = None
+    pyramid: list[Level] | None = None
+    consumes: list[str] = field(default_factory=list)
+    pretrained: list[PretrainedTag] = field(default_factory=list)
+    default_tag: str | None = None
+    num_params: int | None = None
+    license: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.plugin}:{self.name}" if self.plugin else self.name
+
+    def tag(self, tag: str | None = None) -> PretrainedTag:
+        """The pretrained tag named ``tag`` (case-insensitive), or the default one."""
+        from .errors import ZooError, did_you_mean
+
+        if not self.pretrained:
+            raise ZooError(f"{self.name!r} has no pretrained weights; use pretrained=false")
+        wanted = tag or self.default_tag or self.pretrained[0].tag
+        for t in self.pretrained:
+            if t.tag.lower() == wanted.lower():
+                return t
+        tags = [f"{self.name}.{t.tag}" for t in self.pretrained]
+        raise ZooError(
+            f"unknown pretrained tag '{self.name}.{wanted}'{did_you_mean(f'{self.name}.{wanted}', tags)}"
+            f" (available: {', '.join(tags[:8])}{' ...' if len(tags) > 8 else ''})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return _prune(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Spec:
+        data = dict(data)
+        data["pretrained"] = [PretrainedTag(**t) for t in data.get("pretrained", [])]
+        if data.get("pyramid") is not None:
+            data["pyramid"] = [Level(**lv) for lv in data["pyramid"]]
+        return cls(**data)
+
+
+def _prune(obj: Any) -> Any:
+    """Drop None/empty values so the JSON stays small and diffs stay readable."""
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            v = _prune(v)
+            if v is None or v == [] or v == {} or v == "":
+                continue
+            out[k] = v
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [_prune(v) for v in obj]
+    return obj
+
+
+def validate_spec(spec: Any) -> Spec:
+    """Check a plugin's spec against the contract; raise :class:`SpecError` saying what is wrong."""
+    if not isinstance(spec, Spec):
+        raise SpecError(f"expected a modelzoo.specs.Spec, got {type(spec).__name__}")
+    where = f"spec {spec.name!r}"
+    if not isinstance(spec.name, str) or not _NAME_RE.match(spec.name):
+        raise SpecError(f"{where}: name must be letters, digits, '_' or '-'")
+    if spec.kind not in KINDS:
+        raise SpecError(f"{where}: kind {spec.kind!r} is not one of {', '.join(KINDS)}")
+    try:
+        spec.tasks = sorted({normalize_task(t) for t in spec.tasks})
+    except Exception as exc:
+        raise SpecError(f"{where}: {exc}") from None
+    if spec.kind in ("backbone", "head") and not spec.builder:
+        raise SpecError(f"{where}: a {spec.kind} needs a builder 'module:function'")
+    if spec.builder and ":" not in spec.builder:
+        raise SpecError(f"{where}: builder {spec.builder!r} must look like 'package.module:function'")
+    if spec.kind == "backbone":
+        if not spec.outputs or any(o not in OUTPUT_KINDS for o in spec.outputs):
+            raise SpecError(f"{where}: outputs must be a non-empty subset of {', '.join(OUTPUT_KINDS)}")
+    if spec.kind == "head":
+        if not spec.consumes or any(o not in OUTPUT_KINDS for o in spec.consumes):
+            raise SpecError(f"{where}: consumes must be a non-empty subset of {', '.join(OUTPUT_KINDS)}")
+    seen: set[str] = set()
+    for tag in spec.pretrained:
+        if not isinstance(tag, PretrainedTag):
+            raise SpecError(f"{where}: pretrained entries must be PretrainedTag")
+        if not _TAG_RE.match(tag.tag or "") or tag.tag.lower() in seen:
+            raise SpecError(f"{where}: pretrained tag {tag.tag!r} is invalid or duplicated")
+        seen.add(tag.tag.lower())
+        if not tag.sources or any(not s.startswith(_SOURCE_SCHEMES) for s in tag.sources):
+            raise SpecError(f"{where}.{tag.tag}: each source must start with one of {', '.join(_SOURCE_SCHEMES)}")
+    if spec.default_tag and spec.default_tag.lower() not in seen:
+        raise SpecError(f"{where}: default_tag {spec.default_tag!r} is not among its pretrained tags")
+    return spec
+
+
+__all__ = ["KINDS", "OUTPUT_KINDS", "TASKS", "Level", "PretrainedTag", "Spec", "validate_spec"]
