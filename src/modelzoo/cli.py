@@ -36,6 +36,11 @@ def _out(text: str) -> None:
 def cmd_list(args: argparse.Namespace) -> int:
     from .catalog import catalog
 
+    if args.hub:
+        from .cli_hub import list_hub
+
+        return list_hub(args)
+
     specs = catalog(refresh=args.refresh).filter(
         include=args.patterns or None,
         exclude=args.exclude or None,
@@ -257,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--names", action="store_true", help="names only, one per line")
     p.add_argument("--refresh", action="store_true", help="rebuild the catalog cache")
+    p.add_argument("--hub", metavar="ORG", help="list ORG's modelzoo models on the Hugging Face Hub instead")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("info", help="everything known about one entry")
@@ -291,9 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--output", default="registry.json")
     q.set_defaults(func=cmd_registry)
 
-    from . import cli_engine
+    from . import cli_engine, cli_hub
 
     cli_engine.add_commands(sub)
+    cli_hub.add_commands(sub)
     return parser
 
 

@@ -162,9 +162,16 @@ def from_config(config: dict[str, Any]) -> TaskModel:
 
 
 def load(path: str | Path) -> TaskModel:
-    """Load a model folder (a run folder or a pulled Hub repo): ``config.json`` + ``model.safetensors``."""
+    """Load a model folder (a run folder or a pulled Hub repo): ``config.json`` + ``model.safetensors``.
+
+    ``hf-hub:org/name[@rev]`` pulls (or finds in the HF cache) that repo first.
+    """
     from safetensors.torch import load_file
 
+    if str(path).startswith("hf-hub:"):
+        from .hub import pull
+
+        path = pull(str(path)[len("hf-hub:") :]).path
     folder = Path(path)
     config_path, weights_path = folder / "config.json", folder / "model.safetensors"
     if not config_path.is_file() or not weights_path.is_file():
