@@ -208,6 +208,11 @@ def cache_key() -> str:
             parts.append(f"{entry}={os.stat(entry or '.').st_mtime_ns}")
         except OSError:
             parts.append(f"{entry}=-")
+    # the core's own entries (built-in heads, datasets, zoo/ recipes) can change in a source checkout
+    from .builtin import recipe_files
+
+    for path in [Path(__file__).with_name("builtin.py"), *recipe_files()]:
+        parts.append(f"{path}={path.stat().st_mtime_ns}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
 
 

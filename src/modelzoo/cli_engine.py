@@ -1,9 +1,128 @@
-"""CLI commands of the fine-tune engine (finetune, eval, predict); registered into ``zoo``."""
+"""CLI commands of the fine-tune engine: finetune, eval, predict."""
 
 from __future__ import annotations
 
 import argparse
+import json
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from .engine import finetune
+
+    run = finetune(
+        args.recipe, out=args.out, resume=args.resume, overrides=args.set or [], quiet=args.quiet or args.json
+    )
+    if args.json:
+        print(
+            json.dumps(
+                {"run": str(run.path), "recipe": run.recipe.name, "metrics": run.metrics, "epochs": len(run.history)}
+            )
+        )
+    else:
+        m = run.metrics
+        print(
+            f"run {run.path}: accuracy {m['accuracy']:.4f}, loss {m['loss']:.4f} on {run.model.config['dataset']['num_val']} validation images"
+        )
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .datasets import ImageDataset, build_transform, image_folder, load_image_data
+    from .engine import evaluate, pick_device
+    from .errors import ZooError
+    from .model import load
+    from .recipe import load_recipe
+
+    model = load(args.run)
+    device = pick_device(args.device)
+    model.to(device)
+    if args.data:
+        _, val, classes, _ = (
+            image_folder(args.data, "train", "val", 0.0, "error", 0)
+            if (Path(args.data) / "val").is_dir()
+            else (None, None, None, None)
+        )
+        if val is None:
+            from .datasets import Split, _scan
+
+            classes, paths, targets = _scan(Path(args.data), "error", {})
+            val = Split(targets=targets, paths=paths)
+        if classes != model.labels:
+            raise ZooError(f"{args.data} classes {classes} do not match the model's labels {model.labels}")
+        from_files = True
+    else:
+        recipe_path = Path(args.run) / "recipe.toml"
+        if not recipe_path.is_file():
+            raise ZooError(f"{args.run} has no recipe.toml; pass --data DIR (an ImageFolder) to evaluate on")
+        data = load_image_data(load_recipe(recipe_path).data, load_recipe(recipe_path).seed)
+        val, from_files = data.val, data.val.images is None
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(
+        ImageDataset(val, build_transform(model.preprocess, False, "none", from_files)), batch_size=args.batch_size
+    )
+    result = evaluate(model, loader, device, with_confusion=True)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(
+        f"accuracy {result['accuracy']:.4f}  loss {result['loss']:.4f}  macro precision {result['macro_precision']:.4f}  macro recall {result['macro_recall']:.4f}  ({len(val)} images)"
+    )
+    width = max(len(lbl) for lbl in model.labels)
+    print(f"{'class'.ljust(width)}  precision  recall  support")
+    for label, row in zip(model.labels, result["per_class"]):
+        print(f"{label.ljust(width)}  {row['precision']:9.4f}  {row['recall']:6.4f}  {row['support']:7d}")
+    print("confusion matrix (rows: true, columns: predicted):")
+    for label, row in zip(model.labels, result["confusion_matrix"]):
+        print(f"{label.ljust(width)}  " + " ".join(f"{v:4d}" for v in row))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .model import load
+
+    model = load(args.model)
+    results = model.predict(args.inputs, top_k=args.top_k)
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {"input": str(i), "predictions": [{"label": lbl, "score": s} for lbl, s in r]}
+                    for i, r in zip(args.inputs, results)
+                ]
+            )
+        )
+        return 0
+    for item, preds in zip(args.inputs, results):
+        print(f"{item}: " + ", ".join(f"{lbl} {score:.3f}" for lbl, score in preds))
+    return 0
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Engine commands are added here as the engine lands."""
+    p = sub.add_parser("finetune", help="fine-tune a recipe (TOML file or registered recipe name)")
+    p.add_argument("recipe", nargs="?", help="zoo/*.toml, a recipe file, or a recipe name from zoo list --kind recipe")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override a field, e.g. stages.1.epochs=5 (repeatable)"
+    )
+    p.add_argument("--out", help="run folder (default runs/<recipe>-<time>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("eval", help="accuracy, per-class precision/recall and confusion matrix of a run")
+    p.add_argument("run", help="run folder or hf-hub:org/name[@rev]")
+    p.add_argument("--data", help="an ImageFolder directory to evaluate on (default: the run's validation split)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("predict", help="classify images with a run folder or a Hub model")
+    p.add_argument("model", help="run folder or hf-hub:org/name[@rev]")
+    p.add_argument("inputs", nargs="+", help="image files")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_predict)

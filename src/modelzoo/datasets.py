@@ -1,0 +1,260 @@
+"""Image-classification data: ImageFolder directories and registered datasets.
+
+Everything is validated before training starts (empty classes, train/val label mismatch,
+unreadable images), so a bad file stops the run with its name, or is counted and skipped when the
+recipe says ``on_bad_image = "skip"`` — never a crash mid-epoch.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .errors import ZooError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+FASHION_MNIST_LABELS = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
+FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist",)
+
+
+@dataclass
+class Split:
+    """One split: either in-memory uint8 images (N,H,W[,3]) or image file paths, with targets."""
+
+    targets: list[int]
+    images: torch.Tensor | None = None
+    paths: list[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def subset(self, indices: list[int]) -> Split:
+        return Split(
+            targets=[self.targets[i] for i in indices],
+            images=self.images[indices] if self.images is not None else None,
+            paths=[self.paths[i] for i in indices] if self.paths is not None else None,
+        )
+
+
+@dataclass
+class ImageData:
+    name: str
+    labels: list[str]
+    train: Split
+    val: Split
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class ImageDataset(Dataset):
+    """(image tensor, label) pairs with the given transform applied."""
+
+    def __init__(self, split: Split, transform) -> None:
+        self.split = split
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, index: int):
+        if self.split.images is not None:
+            img = self.split.images[index]
+            img = img.unsqueeze(0) if img.ndim == 2 else img.permute(2, 0, 1)
+        else:
+            from PIL import Image
+            from torchvision.transforms.v2.functional import pil_to_tensor
+
+            with Image.open(self.split.paths[index]) as im:
+                img = pil_to_tensor(im.convert("RGB"))
+        return self.transform(img), self.split.targets[index]
+
+
+# -- registered datasets ----------------------------------------------------------------------
+def _read_idx(path: Path, offset: int) -> np.ndarray:
+    with gzip.open(path, "rb") as fh:
+        return np.frombuffer(fh.read(), dtype=np.uint8, offset=offset)
+
+
+def fashion_mnist_dir() -> Path:
+    """The Debian package's files, else a download from the official source into the cache."""
+    for candidate in (os.environ.get("MODELZOO_FASHION_MNIST"), *FASHION_MNIST_DIRS):
+        if candidate and (Path(candidate) / "train-images-idx3-ubyte.gz").is_file():
+            return Path(candidate)
+    from .catalog import cache_dir
+
+    root = cache_dir() / "datasets"
+    raw = root / "FashionMNIST" / "raw"
+    if (raw / "train-images-idx3-ubyte.gz").is_file():
+        return raw
+    try:
+        from torchvision.datasets import FashionMNIST
+
+        FashionMNIST(str(root), train=True, download=True)
+        FashionMNIST(str(root), train=False, download=True)
+    except Exception as exc:
+        raise ZooError(
+            f"Fashion-MNIST not found and the download failed ({type(exc).__name__}); "
+            "install it with: apt-get install dataset-fashion-mnist"
+        ) from None
+    return raw
+
+
+def fashion_mnist(seed: int = 0) -> tuple[Split, Split, list[str], dict[str, Any]]:
+    """Fashion-MNIST (Zalando, MIT): 60k train / 10k test 28x28 grey images, 10 classes."""
+    root = fashion_mnist_dir()
+
+    def split(prefix: str) -> Split:
+        images = _read_idx(root / f"{prefix}-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28)
+        targets = _read_idx(root / f"{prefix}-labels-idx1-ubyte.gz", 8)
+        return Split(targets=targets.astype(int).tolist(), images=torch.from_numpy(images.copy()))
+
+    info = {
+        "source": str(root),
+        "license": "mit",
+        "hub_id": "zalando-datasets/fashion_mnist",
+        "val_is": "official test split",
+    }
+    return split("train"), split("t10k"), list(FASHION_MNIST_LABELS), info
+
+
+# -- ImageFolder ------------------------------------------------------------------------------
+def _scan(root: Path, on_bad: str, counters: dict[str, int]) -> tuple[list[str], list[str], list[int]]:
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        raise ZooError(f"{root}: no class sub-directories; ImageFolder expects {root}/<class>/<image>")
+    paths, targets = [], []
+    from PIL import Image, UnidentifiedImageError
+
+    for idx, name in enumerate(classes):
+        files = sorted(p for p in (root / name).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+        good = 0
+        for f in files:
+            try:
+                with Image.open(f) as im:
+                    im.verify()
+            except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+                if on_bad == "skip":
+                    counters["skipped"] = counters.get("skipped", 0) + 1
+                    continue
+                raise ZooError(f'unreadable image {f}; remove it or set data.on_bad_image = "skip"') from None
+            paths.append(str(f))
+            targets.append(idx)
+            good += 1
+        if good == 0:
+            raise ZooError(f"class {name!r} in {root} has no readable images; add some or remove the directory")
+    return classes, paths, targets
+
+
+def image_folder(path: str, train_dir: str, val_dir: str, val_split: float, on_bad: str, seed: int):
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise ZooError(f"data.path {path!r} is not a directory")
+    counters: dict[str, int] = {}
+    if (root / train_dir).is_dir():
+        classes, paths, targets = _scan(root / train_dir, on_bad, counters)
+        train = Split(targets=targets, paths=paths)
+        if (root / val_dir).is_dir():
+            val_classes, vpaths, vtargets = _scan(root / val_dir, on_bad, counters)
+            if val_classes != classes:
+                only_train = sorted(set(classes) - set(val_classes))
+                only_val = sorted(set(val_classes) - set(classes))
+                raise ZooError(
+                    f"train and val classes differ (only in train: {only_train or '-'}; only in val: {only_val or '-'});"
+                    " make the class directories match"
+                )
+            val = Split(targets=vtargets, paths=vpaths)
+            return train, val, classes, {"source": str(root), "skipped": counters.get("skipped", 0)}
+    else:
+        classes, paths, targets = _scan(root, on_bad, counters)
+        train = Split(targets=targets, paths=paths)
+    if val_split <= 0:
+        raise ZooError(f"{root} has no {val_dir}/ directory; add one or set data.val_split = 0.2")
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)).tolist()
+    n_val = max(1, int(round(len(order) * val_split)))
+    val, train = train.subset(sorted(order[:n_val])), train.subset(sorted(order[n_val:]))
+    return train, val, classes, {"source": str(root), "skipped": counters.get("skipped", 0), "val_split": val_split}
+
+
+def _limit(split: Split, limit: int | None, seed: int) -> Split:
+    if limit is None or limit >= len(split):
+        return split
+    order = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed)).tolist()
+    return split.subset(sorted(order[:limit]))
+
+
+def load_image_data(cfg, seed: int) -> ImageData:
+    """Resolve ``recipe.data`` to train/val splits and labels."""
+    from .model import import_builder
+
+    if cfg.dataset:
+        from .catalog import catalog
+
+        spec = catalog().get(cfg.dataset, kind="dataset")
+        train, val, labels, info = import_builder(spec.builder)(seed=seed)
+        name = spec.name
+        info = {**info, **{k: v for k, v in spec.meta.items() if k in ("hub_id", "license")}}
+    else:
+        train, val, labels, info = image_folder(
+            cfg.path, cfg.train_dir, cfg.val_dir, cfg.val_split, cfg.on_bad_image, seed
+        )
+        name = Path(cfg.path).name
+    train = _limit(train, cfg.train_limit, seed)
+    val = _limit(val, cfg.val_limit, seed + 1)
+    missing = sorted(set(range(len(labels))) - set(train.targets))
+    if missing:
+        raise ZooError(
+            f"classes with no training images: {[labels[i] for i in missing]}; raise data.train_limit or add images"
+        )
+    info = {**info, "num_train": len(train), "num_val": len(val)}
+    return ImageData(name=name, labels=labels, train=train, val=val, info=info)
+
+
+class _GreyToRGB(torch.nn.Module):
+    """Repeat a single grey channel three times (a module, so DataLoader workers can pickle it)."""
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        return t.expand(3, -1, -1) if t.shape[0] == 1 else t
+
+
+def build_transform(preprocess: dict[str, Any], train: bool, augment: str, from_files: bool):
+    """Resize (+ light augmentation when training), grey->RGB, float, normalise."""
+    from torchvision.transforms import InterpolationMode, v2
+
+    size = int(preprocess["input_size"][-1])
+    interp = {"bicubic": InterpolationMode.BICUBIC, "nearest": InterpolationMode.NEAREST}.get(
+        preprocess.get("interpolation", "bilinear"), InterpolationMode.BILINEAR
+    )
+    steps: list = []
+    if train and augment == "light":
+        steps += [
+            v2.RandomResizedCrop(size, scale=(0.7, 1.0), interpolation=interp, antialias=True),
+            v2.RandomHorizontalFlip(),
+        ]
+    elif from_files:
+        crop_pct = float(preprocess.get("crop_pct") or 1.0)
+        steps += [v2.Resize(int(size / crop_pct), interpolation=interp, antialias=True), v2.CenterCrop(size)]
+    else:  # small in-memory images: no crop, it would cut the object off
+        steps += [v2.Resize((size, size), interpolation=interp, antialias=True)]
+    steps += [
+        _GreyToRGB(),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(list(preprocess["mean"]), list(preprocess["std"])),
+    ]
+    return v2.Compose(steps)

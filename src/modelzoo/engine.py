@@ -1,0 +1,568 @@
+"""The fine-tune engine: the staged transfer-learning recipe, resumable at every epoch.
+
+recipe -> data -> assemble backbone + head -> stages (freeze -> train head on cached features ->
+unfreeze groups with layer-wise LR decay) -> checkpoint every epoch -> eval -> run folder.
+
+Determinism: each epoch reseeds torch from (seed, stage, epoch), so the shuffle order and dropout
+masks of an epoch do not depend on what ran before it in this process. A run killed at any point
+and resumed from its last checkpoint therefore reproduces the uninterrupted run exactly (on CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from .datasets import ImageData, ImageDataset, build_transform, load_image_data
+from .errors import RecipeError, ZooError
+from .fsutil import atomic_write, atomic_write_text
+from .model import TaskModel, assemble
+from .recipe import Recipe, StageCfg, load_recipe
+
+CHECKPOINT = "checkpoint/last.pt"
+
+
+@dataclass
+class Run:
+    """A finished (or resumed-and-finished) fine-tune run and where it lives."""
+
+    path: Path
+    recipe: Recipe
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    model: TaskModel | None = None
+
+
+# -- device -----------------------------------------------------------------------------------
+def pick_device(name: str) -> torch.device:
+    """``auto`` -> CUDA, then MPS, then CPU; an explicit device that is missing is an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ZooError(f'device {name!r} requested but CUDA is not available; use device = "auto" or "cpu"')
+    return torch.device(name)
+
+
+def auto_workers(requested: int | str, in_memory: bool, device: torch.device) -> int:
+    if requested != "auto":
+        return int(requested)
+    if in_memory and device.type == "cpu":
+        return 0  # tensor decoding is cheap; workers would only compete for the cores
+    return max(0, min(8, (os.cpu_count() or 1) - 1))
+
+
+def epoch_seed(seed: int, stage: int, epoch: int) -> int:
+    return (seed * 1_000_003 + stage * 10_007 + epoch) % (2**31)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed % (2**32))
+    except ImportError:
+        pass
+
+
+# -- freezing and parameter groups ------------------------------------------------------------
+def backbone_groups(model: TaskModel) -> list[tuple[str, list[str]]]:
+    """The backbone's layer groups with names as in ``model.named_parameters()``; ungrouped params join the first."""
+    groups = [(name, [f"backbone.{p}" for p in params]) for name, params in model.backbone.layer_groups()]
+    grouped = {p for _, params in groups for p in params}
+    rest = [n for n, _ in model.backbone.named_parameters(prefix="backbone") if n not in grouped]
+    if rest:
+        if groups:
+            groups[0] = (groups[0][0], rest + groups[0][1])
+        else:
+            groups = [("backbone", rest)]
+    return groups
+
+
+def select_groups(train: str | list[str], groups: list[tuple[str, list[str]]], where: str) -> list[str]:
+    names = [g for g, _ in groups]
+    if train == "head":
+        return []
+    if train == "all":
+        return names
+    if isinstance(train, str) and train.startswith("last:"):
+        n = int(train[5:])
+        if n > len(names):
+            raise RecipeError(
+                f'{where}.train: last:{n} but the backbone has {len(names)} groups ({", ".join(names)}); use "all"'
+            )
+        return names[len(names) - n :] if n else []
+    unknown = [g for g in train if g not in names]
+    if unknown:
+        raise RecipeError(f"{where}.train: unknown group(s) {unknown}; the backbone's groups are: {', '.join(names)}")
+    return list(train)
+
+
+def set_trainable(model: TaskModel, groups: list[tuple[str, list[str]]], trainable: list[str]) -> int:
+    """Freeze everything except the head and the named backbone groups; return #trainable params."""
+    allowed = {p for g, params in groups if g in trainable for p in params}
+    count = 0
+    for name, param in model.named_parameters():
+        param.requires_grad_(name.startswith("head.") or name in allowed)
+        count += param.numel() if param.requires_grad else 0
+    return count
+
+
+def train_mode(model: TaskModel, backbone_frozen: bool) -> None:
+    """Train mode, but frozen parts keep running BatchNorm statistics fixed (and dropout off)."""
+    model.train()
+    if backbone_frozen:
+        model.backbone.eval()
+        return
+    for module in model.backbone.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            params = list(module.parameters(recurse=False))
+            if params and not any(p.requires_grad for p in params):
+                module.eval()
+
+
+def param_groups(
+    model: TaskModel,
+    groups: list[tuple[str, list[str]]],
+    lr: float,
+    weight_decay: float,
+    layer_decay: float,
+) -> list[dict[str, Any]]:
+    """Discriminative LRs: backbone group i of n gets ``lr * layer_decay ** (n - i)``; the head gets ``lr``.
+
+    Biases and norm weights (1-D tensors) get no weight decay, as in timm.
+    """
+    named = dict(model.named_parameters())
+    out: list[dict[str, Any]] = []
+    n = len(groups)
+    scaled = [(f"backbone:{g}", params, layer_decay ** (n - i)) for i, (g, params) in enumerate(groups)]
+    scaled.append(("head", [k for k in named if k.startswith("head.")], 1.0))
+    for gname, params, scale in scaled:
+        live = [(p, named[p]) for p in params if p in named and named[p].requires_grad]
+        decay = [t for p, t in live if t.ndim > 1]
+        no_decay = [t for p, t in live if t.ndim <= 1]
+        for tensors, wd, tag in ((decay, weight_decay, ""), (no_decay, 0.0, "/no_decay")):
+            if tensors:
+                out.append(
+                    {"params": tensors, "lr": lr * scale, "weight_decay": wd, "name": gname + tag, "lr_scale": scale}
+                )
+    return out
+
+
+def make_optimizer(recipe: Recipe, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
+    o = recipe.optimizer
+    if o.name == "sgd":
+        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=True)
+    return torch.optim.AdamW(groups, lr=o.lr)
+
+
+def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
+    """Warmup (linear from ~0) then constant, cosine to 0, or one-cycle (warmup 30%, cosine down)."""
+    if schedule == "onecycle" and warmup == 0:
+        warmup = max(1, int(0.3 * total))
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+# -- feature cache ----------------------------------------------------------------------------
+@torch.no_grad()
+def compute_features(model: TaskModel, loader: DataLoader, device: torch.device, amp_dtype, progress: bool, desc: str):
+    model.backbone.eval()
+    feats, targets = [], []
+    for x, y in _progress(loader, progress, desc):
+        x = _to_device(x, device)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            f = model.backbone(x)
+        feats.append(f.float().cpu())
+        targets.append(torch.as_tensor(y))
+    return torch.cat(feats), torch.cat(targets)
+
+
+def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    x = x.to(device, non_blocking=True)
+    if device.type == "cuda" and x.ndim == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def _progress(iterable, enabled: bool, desc: str):
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True)
+
+
+# -- the engine -------------------------------------------------------------------------------
+class Trainer:
+    """Runs a recipe's stages on one model, writing the run folder as it goes."""
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        out: Path,
+        quiet: bool = False,
+        feature_cache: bool = True,
+        log=None,
+    ) -> None:
+        self.recipe = recipe
+        self.out = out
+        self.quiet = quiet
+        self.feature_cache = feature_cache
+        self.progress = not quiet and sys.stderr.isatty()
+        self.log = log or (lambda msg: None if quiet else print(msg, file=sys.stderr, flush=True))
+        self.device = pick_device(recipe.device)
+        cuda = self.device.type == "cuda"
+        self.amp_dtype = (
+            (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda and recipe.amp else None
+        )
+        self.history: list[dict[str, Any]] = []
+
+    # data
+    def setup(self) -> None:
+        r = self.recipe
+        seed_everything(r.seed)
+        self.data: ImageData = load_image_data(r.data, r.seed)
+        preprocess: dict[str, Any] = {}
+        if r.data.image_size:
+            preprocess["input_size"] = [3, r.data.image_size, r.data.image_size]
+        if r.data.mean:
+            preprocess["mean"] = r.data.mean
+        if r.data.std:
+            preprocess["std"] = r.data.std
+        self.model = assemble(
+            r.model.backbone,
+            r.model.head,
+            num_classes=len(self.data.labels),
+            labels=self.data.labels,
+            pretrained=r.model.pretrained,
+            head_options=r.model.head_options,
+            backbone_options=r.model.backbone_options,
+            preprocess=preprocess,
+        )
+        self.model.config["dataset"] = {
+            "name": self.data.name,
+            **{k: v for k, v in self.data.info.items() if k in ("hub_id", "license", "num_train", "num_val")},
+        }
+        self.model.config["recipe"] = r.name
+        self.groups = backbone_groups(self.model)
+        self.stage_groups = [select_groups(s.train, self.groups, f"stages.{i}") for i, s in enumerate(r.stages)]
+        self.model.to(self.device)
+        if self.device.type == "cuda":
+            self.model.to(memory_format=torch.channels_last)
+        in_memory = self.data.train.images is not None
+        pre = self.model.preprocess
+        from_files = not in_memory
+        self.eval_tf = build_transform(pre, train=False, augment="none", from_files=from_files)
+        self.train_tf = build_transform(pre, train=True, augment=r.data.augment, from_files=from_files)
+        self.workers = auto_workers(r.data.num_workers, in_memory, self.device)
+        self.forward = torch.compile(self.model) if r.compile else self.model
+
+    def loader(self, dataset, shuffle: bool, seed: int | None = None) -> DataLoader:
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        return DataLoader(
+            dataset,
+            batch_size=self.recipe.data.batch_size,
+            shuffle=shuffle,
+            generator=gen,
+            num_workers=self.workers if not isinstance(dataset, TensorDataset) else 0,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
+        )
+
+    # checkpointing
+    def save_checkpoint(self, stage: int, epoch: int, opt, sched) -> None:
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "progress": {"stage": stage, "epoch": epoch},
+            "history": json.dumps(self.history),
+            "rng": {"torch": torch.get_rng_state()},
+        }
+        atomic_write(self.out / CHECKPOINT, lambda p: torch.save(state, p))
+        self.write_metrics()
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        path = self.out / CHECKPOINT
+        if not path.is_file():
+            return None
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise ZooError(
+                f"checkpoint {path} is unreadable ({type(exc).__name__}); delete it to restart the run"
+            ) from None
+        self.model.load_state_dict(state["model"])
+        self.history = json.loads(state["history"])
+        torch.set_rng_state(state["rng"]["torch"])
+        return state
+
+    def write_metrics(self) -> None:
+        atomic_write_text(self.out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in self.history))
+
+    # stages
+    def run(self) -> Run:
+        r = self.recipe
+        state = self.load_checkpoint()
+        start_stage, start_epoch = (state["progress"]["stage"], state["progress"]["epoch"]) if state else (0, 0)
+        if state:
+            self.log(f"resuming {self.out} at stage {start_stage} epoch {start_epoch}")
+        t0 = time.perf_counter()
+        for si, stage in enumerate(r.stages):
+            if si < start_stage or (si == start_stage and start_epoch >= stage.epochs):
+                continue
+            self.run_stage(si, stage, state if si == start_stage else None, start_epoch if si == start_stage else 0)
+        return self.finish(time.perf_counter() - t0)
+
+    def run_stage(self, si: int, stage: StageCfg, state, start_epoch: int) -> None:
+        r = self.recipe
+        trainable = self.stage_groups[si]
+        n_train = set_trainable(self.model, self.groups, trainable)
+        frozen = not trainable
+        use_cache = frozen and self.feature_cache and not (stage.augment and r.data.augment != "none")
+        lr = stage.lr or r.optimizer.lr
+        decay = stage.layer_decay if stage.layer_decay is not None else r.optimizer.layer_decay
+        opt = make_optimizer(r, param_groups(self.model, self.groups, lr, r.optimizer.weight_decay, decay))
+        if use_cache:
+            train_feats, train_y, val_feats, val_y = self.cached_features(si)
+            train_set = TensorDataset(train_feats, train_y)
+        else:
+            train_set = ImageDataset(self.data.train, self.train_tf if stage.augment else self.eval_tf)
+        steps = math.ceil(len(train_set) / r.data.batch_size)
+        total, warmup = steps * stage.epochs, int(round(stage.warmup_epochs * steps))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warmup, stage.schedule))
+        if state is not None and start_epoch > 0:
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+        what = "head" if frozen else f"head + {', '.join(trainable)}"
+        cache_note = " on cached features" if use_cache else ""
+        self.log(
+            f"stage {si} {stage.name!r}: train {what}{cache_note} ({n_train:,} params), {stage.epochs} epoch(s), lr {lr:g}"
+        )
+        for epoch in range(start_epoch, stage.epochs):
+            t0 = time.perf_counter()
+            torch.manual_seed(epoch_seed(r.seed, si, epoch))
+            loader = self.loader(train_set, shuffle=True, seed=epoch_seed(r.seed, si, epoch))
+            train_loss = self.train_epoch(loader, opt, sched, use_cache, frozen, f"s{si} e{epoch}")
+            if use_cache:
+                val = self.evaluate_head(val_feats, val_y)
+            else:
+                val = evaluate(
+                    self.model,
+                    self.loader(ImageDataset(self.data.val, self.eval_tf), shuffle=False),
+                    self.device,
+                    self.amp_dtype,
+                )
+            row = {
+                "stage": si,
+                "stage_name": stage.name,
+                "epoch": epoch,
+                "train_loss": round(train_loss, 6),
+                "val_loss": round(val["loss"], 6),
+                "val_accuracy": round(val["accuracy"], 6),
+                "lr": opt.param_groups[-1]["lr"],
+                "seconds": round(time.perf_counter() - t0, 2),
+            }
+            self.history.append(row)
+            self.save_checkpoint(si, epoch + 1, opt, sched)
+            self.log(
+                f"  epoch {epoch + 1}/{stage.epochs}: train_loss {train_loss:.4f}  val_loss {val['loss']:.4f}  val_acc {val['accuracy']:.4f}  ({row['seconds']}s)"
+            )
+
+    def cached_features(self, si: int):
+        """Backbone features of train and val, computed once per frozen backbone and kept on disk."""
+        path = self.out / "cache" / f"features-stage{si}.pt"
+        if path.is_file():
+            d = torch.load(path, weights_only=True)
+            return d["train"], d["train_y"], d["val"], d["val_y"]
+        tr = compute_features(
+            self.model,
+            self.loader(ImageDataset(self.data.train, self.eval_tf), False),
+            self.device,
+            self.amp_dtype,
+            self.progress,
+            "features train",
+        )
+        va = compute_features(
+            self.model,
+            self.loader(ImageDataset(self.data.val, self.eval_tf), False),
+            self.device,
+            self.amp_dtype,
+            self.progress,
+            "features val",
+        )
+        d = {"train": tr[0], "train_y": tr[1], "val": va[0], "val_y": va[1]}
+        atomic_write(path, lambda p: torch.save(d, p))
+        return d["train"], d["train_y"], d["val"], d["val_y"]
+
+    def train_epoch(self, loader, opt, sched, cached: bool, frozen: bool, desc: str) -> float:
+        train_mode(self.model, frozen)
+        criterion = nn.CrossEntropyLoss()
+        total, count = 0.0, 0
+        for x, y in _progress(loader, self.progress, desc):
+            y = torch.as_tensor(y).to(self.device)
+            x = x.to(self.device) if cached else _to_device(x, self.device)
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+                logits = self.model.head(x) if cached else self.forward(x)
+                loss = criterion(logits.float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(y)
+            count += len(y)
+        return total / max(1, count)
+
+    @torch.no_grad()
+    def evaluate_head(self, feats: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
+        self.model.head.eval()
+        logits = torch.cat(
+            [self.model.head(feats[i : i + 1024].to(self.device)).float().cpu() for i in range(0, len(feats), 1024)]
+        )
+        return summarize(logits, y, len(self.data.labels))
+
+    def finish(self, seconds: float) -> Run:
+        from safetensors.torch import save_file
+
+        from .plots import plot_confusion, plot_curves
+
+        self.model.eval()
+        loader = self.loader(ImageDataset(self.data.val, self.eval_tf), shuffle=False)
+        final = evaluate(self.model, loader, self.device, self.amp_dtype, with_confusion=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        atomic_write(
+            self.out / "model.safetensors",
+            lambda p: save_file(state, str(p), metadata={"format": "pt", "library": "modelzoo"}),
+        )
+        atomic_write_text(self.out / "config.json", json.dumps(self.model.config, indent=2) + "\n")
+        metrics = {k: final[k] for k in ("accuracy", "loss", "macro_precision", "macro_recall")}
+        summary = {
+            "task": self.model.task,
+            "recipe": self.recipe.name,
+            "metrics": metrics,
+            "per_class": final["per_class"],
+            "confusion_matrix": final["confusion_matrix"],
+            "dataset": {"name": self.data.name, **self.data.info},
+            "device": str(self.device),
+            "seconds": round(seconds, 1),
+        }
+        atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
+        try:
+            plot_curves(self.history, self.out / "training_curves.png")
+            plot_confusion(final["confusion_matrix"], self.data.labels, self.out / "confusion_matrix.png")
+        except Exception as exc:
+            self.log(f"warning: plots not written ({type(exc).__name__}: {exc})")
+        return Run(path=self.out, recipe=self.recipe, metrics=metrics, history=self.history, model=self.model)
+
+
+# -- evaluation -------------------------------------------------------------------------------
+def summarize(
+    logits: torch.Tensor, targets: torch.Tensor, num_classes: int, with_confusion: bool = False
+) -> dict[str, Any]:
+    loss = nn.functional.cross_entropy(logits, targets).item() if len(targets) else float("nan")
+    pred = logits.argmax(1)
+    out: dict[str, Any] = {
+        "loss": loss,
+        "accuracy": (pred == targets).float().mean().item() if len(targets) else float("nan"),
+    }
+    if with_confusion:
+        cm = torch.bincount(targets * num_classes + pred, minlength=num_classes * num_classes).reshape(
+            num_classes, num_classes
+        )
+        tp = cm.diag().float()
+        precision = tp / cm.sum(0).clamp(min=1)
+        recall = tp / cm.sum(1).clamp(min=1)
+        out["confusion_matrix"] = cm.tolist()
+        out["per_class"] = [
+            {"precision": round(p, 4), "recall": round(r, 4), "support": int(s)}
+            for p, r, s in zip(precision.tolist(), recall.tolist(), cm.sum(1).tolist())
+        ]
+        out["macro_precision"] = precision.mean().item()
+        out["macro_recall"] = recall.mean().item()
+    return out
+
+
+@torch.no_grad()
+def evaluate(
+    model: TaskModel, loader: DataLoader, device: torch.device, amp_dtype=None, with_confusion: bool = False
+) -> dict[str, Any]:
+    model.eval()
+    logits, targets = [], []
+    for x, y in loader:
+        x = _to_device(x, device)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            logits.append(model(x).float().cpu())
+        targets.append(torch.as_tensor(y))
+    return summarize(torch.cat(logits), torch.cat(targets), model.config["num_classes"], with_confusion)
+
+
+# -- public entry points ----------------------------------------------------------------------
+def _resolve_out(recipe: Recipe, out: str | Path | None) -> Path:
+    if out is not None:
+        return Path(out)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{recipe.name}-{stamp}"
+
+
+def finetune(
+    recipe: Recipe | str | Path | None = None,
+    out: str | Path | None = None,
+    resume: str | Path | None = None,
+    overrides: list[str] | None = None,
+    quiet: bool = False,
+    feature_cache: bool = True,
+) -> Run:
+    """Fine-tune a recipe into a run folder; ``resume`` continues a killed run exactly.
+
+    With ``resume`` alone, the run's own ``recipe.toml`` is used; with both, they must agree.
+    """
+    if resume is not None:
+        run_dir = Path(resume)
+        saved = run_dir / "recipe.toml"
+        if not saved.is_file():
+            raise ZooError(
+                f"{run_dir} is not a run folder (no recipe.toml); start it with zoo finetune RECIPE --out {run_dir}"
+            )
+        saved_recipe = load_recipe(saved)
+        if recipe is not None:
+            given = recipe if isinstance(recipe, Recipe) else load_recipe(recipe, overrides)
+            if given.to_dict() != saved_recipe.to_dict():
+                raise ZooError(
+                    f"the recipe differs from the one {run_dir} was started with; drop --resume or use a new --out"
+                )
+        elif overrides:
+            raise ZooError("--set cannot change a run being resumed; start a new run with --out")
+        recipe, out = saved_recipe, run_dir
+    else:
+        if recipe is None:
+            raise ZooError("give a recipe (a zoo/*.toml file or a registered recipe name), or --resume RUN_DIR")
+        recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe, overrides)
+        out = _resolve_out(recipe, out)
+        if (out / CHECKPOINT).exists() or (out / "model.safetensors").exists():
+            raise ZooError(f"{out} already holds a run; continue it with --resume {out} or pick another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(recipe, out, quiet=quiet, feature_cache=feature_cache)
+    trainer.setup()
+    atomic_write_text(out / "recipe.toml", recipe.to_toml())
+    return trainer.run()
