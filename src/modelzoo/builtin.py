@@ -49,7 +49,8 @@ def _recipes() -> list[Spec]:
 
 @hookimpl
 def modelzoo_specs() -> list[Spec]:
-    return _recipes() + [
+    return [
+        *_recipes(),
         Spec(
             name="fashion-mnist",
             kind="dataset",

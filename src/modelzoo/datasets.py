@@ -187,7 +187,7 @@ def image_folder(path: str, train_dir: str, val_dir: str, val_split: float, on_b
     if val_split <= 0:
         raise ZooError(f"{root} has no {val_dir}/ directory; add one or set data.val_split = 0.2")
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)).tolist()
-    n_val = max(1, int(round(len(order) * val_split)))
+    n_val = max(1, round(len(order) * val_split))
     val, train = train.subset(sorted(order[:n_val])), train.subset(sorted(order[n_val:]))
     return train, val, classes, {"source": str(root), "skipped": counters.get("skipped", 0), "val_split": val_split}
 

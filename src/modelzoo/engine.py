@@ -350,7 +350,7 @@ class Trainer:
         else:
             train_set = ImageDataset(self.data.train, self.train_tf if stage.augment else self.eval_tf)
         steps = math.ceil(len(train_set) / r.data.batch_size)
-        total, warmup = steps * stage.epochs, int(round(stage.warmup_epochs * steps))
+        total, warmup = steps * stage.epochs, round(stage.warmup_epochs * steps)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warmup, stage.schedule))
         if state is not None and start_epoch > 0:
             opt.load_state_dict(state["optimizer"])
