@@ -271,6 +271,8 @@ class Trainer:
         if self.device.type == "cuda":
             self.model.to(memory_format=torch.channels_last)
         in_memory = self.data.train.images is not None
+        if in_memory:  # small in-memory images are resized whole; predict on files must not crop either
+            self.model.config["preprocess"]["crop_pct"] = 1.0
         pre = self.model.preprocess
         from_files = not in_memory
         self.eval_tf = build_transform(pre, train=False, augment="none", from_files=from_files)
