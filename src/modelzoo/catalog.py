@@ -60,7 +60,7 @@ class Catalog:
             candidates = self._lookup(plugin, arch, kind)
         if not candidates:
             pool = list(dict.fromkeys(s.name for s in self.specs if kind is None or s.kind == kind))
-            what = kind or "entry"
+            what = kind or "model"
             where = f" in plugin {plugin!r}" if plugin else ""
             raise ZooError(f"unknown {what} {name!r}{where}{did_you_mean(bare, pool)} (see: zoo list)")
         if len(candidates) > 1:
