@@ -145,15 +145,13 @@ def test_layer_decay_scales_learning_rates(trainer):
 
 
 def test_feature_cache_equals_recomputed_features(trainer):
-    from modelzoo.datasets import ImageDataset
-
-    loader = trainer.loader(ImageDataset(trainer.data.val, trainer.eval_tf), shuffle=False)
-    feats, ys = compute_features(trainer.model, loader, trainer.device, None, False, "f")
+    loader = trainer.loader(trainer.adapter.dataset("val"), shuffle=False)
+    feats, ys = compute_features(trainer.model, loader, trainer.adapter)
     trainer.model.eval()
     with torch.no_grad():
         direct = torch.cat([trainer.model.backbone(x) for x, _ in loader])
     torch.testing.assert_close(feats, direct)
-    assert ys.tolist() == trainer.data.val.targets
+    assert ys.tolist() == trainer.adapter.data.val.targets
 
 
 def test_finetune_writes_complete_run_folder_and_learns(folder, tmp_path):

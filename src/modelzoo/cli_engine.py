@@ -27,10 +27,11 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluate a run on its recipe's validation split, or on ``--data DIR`` (an ImageFolder)."""
     from pathlib import Path
 
-    from .datasets import ImageDataset, build_transform, image_folder, load_image_data
-    from .engine import evaluate, pick_device
+    from .adapters import adapter_class
+    from .engine import pick_device
     from .errors import ZooError
     from .model import load
     from .recipe import load_recipe
@@ -38,45 +39,51 @@ def cmd_eval(args: argparse.Namespace) -> int:
     model = load(args.run)
     device = pick_device(args.device)
     model.to(device)
-    if args.data:
-        _, val, classes, _ = (
-            image_folder(args.data, "train", "val", 0.0, "error", 0)
-            if (Path(args.data) / "val").is_dir()
-            else (None, None, None, None)
-        )
-        if val is None:
-            from .datasets import Split, _scan
+    recipe_path = Path(str(args.run)) / "recipe.toml"
+    if recipe_path.is_file():
+        recipe = load_recipe(recipe_path)
+    elif args.data:
+        from .recipe import validate
 
-            classes, paths, targets = _scan(Path(args.data), "error", {})
-            val = Split(targets=targets, paths=paths)
-        if classes != model.labels:
-            raise ZooError(f"{args.data} classes {classes} do not match the model's labels {model.labels}")
-        from_files = True
+        recipe = validate(
+            {
+                "task": model.task,
+                "model": {"backbone": "-"},
+                "data": {"path": str(args.data)},
+                "stages": [{"train": "head"}],
+            }
+        )
     else:
-        recipe_path = Path(args.run) / "recipe.toml"
-        if not recipe_path.is_file():
-            raise ZooError(f"{args.run} has no recipe.toml; pass --data DIR (an ImageFolder) to evaluate on")
-        data = load_image_data(load_recipe(recipe_path).data, load_recipe(recipe_path).seed)
-        val, from_files = data.val, data.val.images is None
+        raise ZooError(f"{args.run} has no recipe.toml; pass --data PATH to evaluate on")
+    recipe.data.batch_size = args.batch_size
+    adapter = adapter_class(model.task)(recipe, device, None)
+    if args.data:
+        adapter.load_eval_data(args.data)
+    else:
+        adapter.load_data()
+    if adapter.labels != model.labels:
+        raise ZooError(f"the data's classes {adapter.labels} do not match the model's labels {model.labels}")
+    adapter.prepare(model)
     from torch.utils.data import DataLoader
 
-    loader = DataLoader(
-        ImageDataset(val, build_transform(model.preprocess, False, "none", from_files)), batch_size=args.batch_size
-    )
-    result = evaluate(model, loader, device, with_confusion=True)
+    loader = DataLoader(adapter.dataset("val"), batch_size=args.batch_size, collate_fn=adapter.collate)
+    result = adapter.evaluate(model, loader, final=True)
     if args.json:
         print(json.dumps(result))
         return 0
     print(
-        f"accuracy {result['accuracy']:.4f}  loss {result['loss']:.4f}  macro precision {result['macro_precision']:.4f}  macro recall {result['macro_recall']:.4f}  ({len(val)} images)"
+        "  ".join(f"{k} {v:.4f}" for k, v in result.items() if isinstance(v, float))
+        + f"  ({len(loader.dataset)} examples)"
     )
-    width = max(len(lbl) for lbl in model.labels)
-    print(f"{'class'.ljust(width)}  precision  recall  support")
-    for label, row in zip(model.labels, result["per_class"]):
-        print(f"{label.ljust(width)}  {row['precision']:9.4f}  {row['recall']:6.4f}  {row['support']:7d}")
-    print("confusion matrix (rows: true, columns: predicted):")
-    for label, row in zip(model.labels, result["confusion_matrix"]):
-        print(f"{label.ljust(width)}  " + " ".join(f"{v:4d}" for v in row))
+    if "per_class" in result:
+        width = max(len(lbl) for lbl in model.labels)
+        print(f"{'class'.ljust(width)}  precision  recall  support")
+        for label, row in zip(model.labels, result["per_class"]):
+            print(f"{label.ljust(width)}  {row['precision']:9.4f}  {row['recall']:6.4f}  {row['support']:7d}")
+    if "confusion_matrix" in result:
+        print("confusion matrix (rows: true, columns: predicted):")
+        for label, row in zip(model.labels, result["confusion_matrix"]):
+            print(f"{label.ljust(width)}  " + " ".join(f"{v:4d}" for v in row))
     return 0
 
 

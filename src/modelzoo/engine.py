@@ -24,10 +24,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from .datasets import ImageData, ImageDataset, build_transform, load_image_data
 from .errors import RecipeError, ZooError
 from .fsutil import atomic_write, atomic_write_text
-from .model import TaskModel, assemble
+from .model import TaskModel
 from .recipe import Recipe, StageCfg, load_recipe
 
 CHECKPOINT = "checkpoint/last.pt"
@@ -186,23 +185,15 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
 
 # -- feature cache ----------------------------------------------------------------------------
 @torch.no_grad()
-def compute_features(model: TaskModel, loader: DataLoader, device: torch.device, amp_dtype, progress: bool, desc: str):
+def compute_features(model: TaskModel, loader: DataLoader, adapter, progress: bool = False, desc: str = "features"):
+    """Backbone features and targets of every example, with the backbone in eval mode."""
     model.backbone.eval()
     feats, targets = [], []
-    for x, y in _progress(loader, progress, desc):
-        x = _to_device(x, device)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            f = model.backbone(x)
+    for batch in _progress(loader, progress, desc):
+        f, y = adapter.features(model, adapter.to_device(batch))
         feats.append(f.float().cpu())
-        targets.append(torch.as_tensor(y))
+        targets.append(torch.as_tensor(y).cpu())
     return torch.cat(feats), torch.cat(targets)
-
-
-def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    x = x.to(device, non_blocking=True)
-    if device.type == "cuda" and x.ndim == 4:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
 
 
 def _progress(iterable, enabled: bool, desc: str):
@@ -215,16 +206,11 @@ def _progress(iterable, enabled: bool, desc: str):
 
 # -- the engine -------------------------------------------------------------------------------
 class Trainer:
-    """Runs a recipe's stages on one model, writing the run folder as it goes."""
+    """Runs a recipe's stages on one model through its task adapter, writing the run folder as it goes."""
 
-    def __init__(
-        self,
-        recipe: Recipe,
-        out: Path,
-        quiet: bool = False,
-        feature_cache: bool = True,
-        log=None,
-    ) -> None:
+    def __init__(self, recipe: Recipe, out: Path, quiet: bool = False, feature_cache: bool = True, log=None) -> None:
+        from .adapters import adapter_class
+
         self.recipe = recipe
         self.out = out
         self.quiet = quiet
@@ -236,33 +222,17 @@ class Trainer:
         self.amp_dtype = (
             (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda and recipe.amp else None
         )
+        self.adapter = adapter_class(recipe.task)(recipe, self.device, self.amp_dtype)
         self.history: list[dict[str, Any]] = []
 
-    # data
     def setup(self) -> None:
-        r = self.recipe
+        r, a = self.recipe, self.adapter
         seed_everything(r.seed)
-        self.data: ImageData = load_image_data(r.data, r.seed)
-        preprocess: dict[str, Any] = {}
-        if r.data.image_size:
-            preprocess["input_size"] = [3, r.data.image_size, r.data.image_size]
-        if r.data.mean:
-            preprocess["mean"] = r.data.mean
-        if r.data.std:
-            preprocess["std"] = r.data.std
-        self.model = assemble(
-            r.model.backbone,
-            r.model.head,
-            num_classes=len(self.data.labels),
-            labels=self.data.labels,
-            pretrained=r.model.pretrained,
-            head_options=r.model.head_options,
-            backbone_options=r.model.backbone_options,
-            preprocess=preprocess,
-        )
+        a.load_data()
+        self.model = a.build_model()
         self.model.config["dataset"] = {
-            "name": self.data.name,
-            **{k: v for k, v in self.data.info.items() if k in ("hub_id", "license", "num_train", "num_val")},
+            "name": a.name,
+            **{k: v for k, v in a.info.items() if k in ("hub_id", "license", "num_train", "num_val")},
         }
         self.model.config["recipe"] = r.name
         self.groups = backbone_groups(self.model)
@@ -270,26 +240,21 @@ class Trainer:
         self.model.to(self.device)
         if self.device.type == "cuda":
             self.model.to(memory_format=torch.channels_last)
-        in_memory = self.data.train.images is not None
-        if in_memory:  # small in-memory images are resized whole; predict on files must not crop either
-            self.model.config["preprocess"]["crop_pct"] = 1.0
-        pre = self.model.preprocess
-        from_files = not in_memory
-        self.eval_tf = build_transform(pre, train=False, augment="none", from_files=from_files)
-        self.train_tf = build_transform(pre, train=True, augment=r.data.augment, from_files=from_files)
-        self.workers = auto_workers(r.data.num_workers, in_memory, self.device)
+        a.prepare(self.model)
+        self.workers = auto_workers(r.data.num_workers, a.in_memory, self.device)
         self.forward = torch.compile(self.model) if r.compile else self.model
 
     def loader(self, dataset, shuffle: bool, seed: int | None = None) -> DataLoader:
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        tensors = isinstance(dataset, TensorDataset)
         return DataLoader(
             dataset,
             batch_size=self.recipe.data.batch_size,
             shuffle=shuffle,
             generator=gen,
-            num_workers=self.workers if not isinstance(dataset, TensorDataset) else 0,
+            num_workers=0 if tensors else self.workers,
+            collate_fn=None if tensors else self.adapter.collate,
             pin_memory=self.device.type == "cuda",
-            persistent_workers=False,
         )
 
     # checkpointing
@@ -325,24 +290,25 @@ class Trainer:
 
     # stages
     def run(self) -> Run:
-        r = self.recipe
         state = self.load_checkpoint()
         start_stage, start_epoch = (state["progress"]["stage"], state["progress"]["epoch"]) if state else (0, 0)
         if state:
             self.log(f"resuming {self.out} at stage {start_stage} epoch {start_epoch}")
         t0 = time.perf_counter()
-        for si, stage in enumerate(r.stages):
+        for si, stage in enumerate(self.recipe.stages):
             if si < start_stage or (si == start_stage and start_epoch >= stage.epochs):
                 continue
-            self.run_stage(si, stage, state if si == start_stage else None, start_epoch if si == start_stage else 0)
+            resuming = si == start_stage
+            self.run_stage(si, stage, state if resuming else None, start_epoch if resuming else 0)
         return self.finish(time.perf_counter() - t0)
 
     def run_stage(self, si: int, stage: StageCfg, state, start_epoch: int) -> None:
-        r = self.recipe
+        r, a = self.recipe, self.adapter
         trainable = self.stage_groups[si]
         n_train = set_trainable(self.model, self.groups, trainable)
         frozen = not trainable
-        use_cache = frozen and self.feature_cache and not (stage.augment and r.data.augment != "none")
+        augmenting = stage.augment and r.data.augment != "none"
+        use_cache = frozen and self.feature_cache and a.supports_feature_cache and not augmenting
         lr = stage.lr or r.optimizer.lr
         decay = stage.layer_decay if stage.layer_decay is not None else r.optimizer.layer_decay
         opt = make_optimizer(r, param_groups(self.model, self.groups, lr, r.optimizer.weight_decay, decay))
@@ -350,7 +316,8 @@ class Trainer:
             train_feats, train_y, val_feats, val_y = self.cached_features(si)
             train_set = TensorDataset(train_feats, train_y)
         else:
-            train_set = ImageDataset(self.data.train, self.train_tf if stage.augment else self.eval_tf)
+            train_set = a.dataset("train", augment=stage.augment)
+            val_loader = self.loader(a.dataset("val"), shuffle=False)
         steps = math.ceil(len(train_set) / r.data.batch_size)
         total, warmup = steps * stage.epochs, round(stage.warmup_epochs * steps)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warmup, stage.schedule))
@@ -362,34 +329,31 @@ class Trainer:
         self.log(
             f"stage {si} {stage.name!r}: train {what}{cache_note} ({n_train:,} params), {stage.epochs} epoch(s), lr {lr:g}"
         )
+        metric = a.metric
         for epoch in range(start_epoch, stage.epochs):
             t0 = time.perf_counter()
             torch.manual_seed(epoch_seed(r.seed, si, epoch))
             loader = self.loader(train_set, shuffle=True, seed=epoch_seed(r.seed, si, epoch))
             train_loss = self.train_epoch(loader, opt, sched, use_cache, frozen, f"s{si} e{epoch}")
             if use_cache:
-                val = self.evaluate_head(val_feats, val_y)
+                val = a.evaluate_features(self.model, val_feats, val_y)
             else:
-                val = evaluate(
-                    self.model,
-                    self.loader(ImageDataset(self.data.val, self.eval_tf), shuffle=False),
-                    self.device,
-                    self.amp_dtype,
-                )
+                val = a.evaluate(self.model, val_loader)
             row = {
                 "stage": si,
                 "stage_name": stage.name,
                 "epoch": epoch,
                 "train_loss": round(train_loss, 6),
                 "val_loss": round(val["loss"], 6),
-                "val_accuracy": round(val["accuracy"], 6),
+                f"val_{metric}": round(val[metric], 6),
                 "lr": opt.param_groups[-1]["lr"],
                 "seconds": round(time.perf_counter() - t0, 2),
             }
             self.history.append(row)
             self.save_checkpoint(si, epoch + 1, opt, sched)
             self.log(
-                f"  epoch {epoch + 1}/{stage.epochs}: train_loss {train_loss:.4f}  val_loss {val['loss']:.4f}  val_acc {val['accuracy']:.4f}  ({row['seconds']}s)"
+                f"  epoch {epoch + 1}/{stage.epochs}: train_loss {train_loss:.4f}  val_loss {val['loss']:.4f}"
+                f"  val_{metric} {val[metric]:.4f}  ({row['seconds']}s)"
             )
 
     def cached_features(self, si: int):
@@ -398,125 +362,62 @@ class Trainer:
         if path.is_file():
             d = torch.load(path, weights_only=True)
             return d["train"], d["train_y"], d["val"], d["val_y"]
-        tr = compute_features(
-            self.model,
-            self.loader(ImageDataset(self.data.train, self.eval_tf), False),
-            self.device,
-            self.amp_dtype,
-            self.progress,
-            "features train",
-        )
-        va = compute_features(
-            self.model,
-            self.loader(ImageDataset(self.data.val, self.eval_tf), False),
-            self.device,
-            self.amp_dtype,
-            self.progress,
-            "features val",
-        )
+        a = self.adapter
+        tr = compute_features(self.model, self.loader(a.dataset("train"), False), a, self.progress, "features train")
+        va = compute_features(self.model, self.loader(a.dataset("val"), False), a, self.progress, "features val")
         d = {"train": tr[0], "train_y": tr[1], "val": va[0], "val_y": va[1]}
         atomic_write(path, lambda p: torch.save(d, p))
         return d["train"], d["train_y"], d["val"], d["val_y"]
 
     def train_epoch(self, loader, opt, sched, cached: bool, frozen: bool, desc: str) -> float:
         train_mode(self.model, frozen)
-        criterion = nn.CrossEntropyLoss()
+        a = self.adapter
         total, count = 0.0, 0
-        for x, y in _progress(loader, self.progress, desc):
-            y = torch.as_tensor(y).to(self.device)
-            x = x.to(self.device) if cached else _to_device(x, self.device)
-            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-                logits = self.model.head(x) if cached else self.forward(x)
-                loss = criterion(logits.float(), y)
+        for batch in _progress(loader, self.progress, desc):
+            if cached:
+                feats, y = batch
+                loss, n = a.head_loss(self.model, feats.to(self.device), y.to(self.device)), len(y)
+            else:
+                loss, n = a.loss(self.forward, a.to_device(batch))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            total += loss.item() * len(y)
-            count += len(y)
+            total += loss.item() * n
+            count += n
         return total / max(1, count)
-
-    @torch.no_grad()
-    def evaluate_head(self, feats: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
-        self.model.head.eval()
-        logits = torch.cat(
-            [self.model.head(feats[i : i + 1024].to(self.device)).float().cpu() for i in range(0, len(feats), 1024)]
-        )
-        return summarize(logits, y, len(self.data.labels))
 
     def finish(self, seconds: float) -> Run:
         from safetensors.torch import save_file
 
-        from .plots import plot_confusion, plot_curves
+        from .plots import plot_curves
 
+        a = self.adapter
         self.model.eval()
-        loader = self.loader(ImageDataset(self.data.val, self.eval_tf), shuffle=False)
-        final = evaluate(self.model, loader, self.device, self.amp_dtype, with_confusion=True)
+        final = a.evaluate(self.model, self.loader(a.dataset("val"), shuffle=False), final=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
         atomic_write(
             self.out / "model.safetensors",
             lambda p: save_file(state, str(p), metadata={"format": "pt", "library": "modelzoo"}),
         )
         atomic_write_text(self.out / "config.json", json.dumps(self.model.config, indent=2) + "\n")
-        metrics = {k: final[k] for k in ("accuracy", "loss", "macro_precision", "macro_recall")}
+        metrics = {k: v for k, v in final.items() if isinstance(v, (int, float))}
         summary = {
             "task": self.model.task,
             "recipe": self.recipe.name,
             "metrics": metrics,
-            "per_class": final["per_class"],
-            "confusion_matrix": final["confusion_matrix"],
-            "dataset": {"name": self.data.name, **self.data.info},
+            **a.summary_extras(final),
+            "dataset": {"name": a.name, **a.info},
             "device": str(self.device),
             "seconds": round(seconds, 1),
         }
         atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
         try:
-            plot_curves(self.history, self.out / "training_curves.png")
-            plot_confusion(final["confusion_matrix"], self.data.labels, self.out / "confusion_matrix.png")
+            plot_curves(self.history, self.out / "training_curves.png", a.metric)
+            a.write_artifacts(final, self.out)
         except Exception as exc:
             self.log(f"warning: plots not written ({type(exc).__name__}: {exc})")
         return Run(path=self.out, recipe=self.recipe, metrics=metrics, history=self.history, model=self.model)
-
-
-# -- evaluation -------------------------------------------------------------------------------
-def summarize(
-    logits: torch.Tensor, targets: torch.Tensor, num_classes: int, with_confusion: bool = False
-) -> dict[str, Any]:
-    loss = nn.functional.cross_entropy(logits, targets).item() if len(targets) else float("nan")
-    pred = logits.argmax(1)
-    out: dict[str, Any] = {
-        "loss": loss,
-        "accuracy": (pred == targets).float().mean().item() if len(targets) else float("nan"),
-    }
-    if with_confusion:
-        cm = torch.bincount(targets * num_classes + pred, minlength=num_classes * num_classes).reshape(
-            num_classes, num_classes
-        )
-        tp = cm.diag().float()
-        precision = tp / cm.sum(0).clamp(min=1)
-        recall = tp / cm.sum(1).clamp(min=1)
-        out["confusion_matrix"] = cm.tolist()
-        out["per_class"] = [
-            {"precision": round(p, 4), "recall": round(r, 4), "support": int(s)}
-            for p, r, s in zip(precision.tolist(), recall.tolist(), cm.sum(1).tolist())
-        ]
-        out["macro_precision"] = precision.mean().item()
-        out["macro_recall"] = recall.mean().item()
-    return out
-
-
-@torch.no_grad()
-def evaluate(
-    model: TaskModel, loader: DataLoader, device: torch.device, amp_dtype=None, with_confusion: bool = False
-) -> dict[str, Any]:
-    model.eval()
-    logits, targets = [], []
-    for x, y in loader:
-        x = _to_device(x, device)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            logits.append(model(x).float().cpu())
-        targets.append(torch.as_tensor(y))
-    return summarize(torch.cat(logits), torch.cat(targets), model.config["num_classes"], with_confusion)
 
 
 # -- public entry points ----------------------------------------------------------------------

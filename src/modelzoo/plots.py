@@ -17,20 +17,20 @@ def _figure():
     return plt
 
 
-def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
-    """Loss and validation accuracy per epoch across all stages, with stage boundaries marked."""
+def plot_curves(history: list[dict[str, Any]], path: Path, metric: str = "accuracy") -> None:
+    """Loss and the validation metric per epoch across all stages, with stage boundaries marked."""
     plt = _figure()
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     xs = list(range(1, len(history) + 1))
     ax_loss.plot(xs, [h["train_loss"] for h in history], marker="o", label="train")
     ax_loss.plot(xs, [h["val_loss"] for h in history], marker="o", label="val")
-    ax_acc.plot(xs, [h["val_accuracy"] for h in history], marker="o", color="tab:green")
+    ax_acc.plot(xs, [h[f"val_{metric}"] for h in history], marker="o", color="tab:green")
     for i in range(1, len(history)):
         if history[i]["stage"] != history[i - 1]["stage"]:
             for ax in (ax_loss, ax_acc):
                 ax.axvline(i + 0.5, color="grey", linestyle="--", linewidth=0.8)
     ax_loss.set(title="loss", xlabel="epoch")
-    ax_acc.set(title="validation accuracy", xlabel="epoch")
+    ax_acc.set(title=f"validation {metric}", xlabel="epoch")
     ax_loss.legend()
     fig.tight_layout()
     atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=100))

@@ -45,6 +45,16 @@ class DataCfg:
     num_workers: int | str = "auto"
     augment: str = "none"
     on_bad_image: str = "error"
+    # task-specific data (text and detection adapters): files, columns, formats
+    format: str | None = None
+    train_file: str | None = None
+    val_file: str | None = None
+    images_dir: str | None = None
+    text_column: str = "text"
+    label_column: str = "label"
+    labels: list[str] | None = None
+    max_length: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -228,15 +238,9 @@ def _check_values(r: Recipe) -> None:
         r.task = normalize_task(r.task)
     except Exception as exc:
         raise RecipeError(f"task: {exc}") from None
-    if r.task != "image-classification":
-        raise RecipeError(f"task: {r.task} recipes are not supported by this engine yet; use image-classification")
     if r.device not in ("auto", "cpu", "cuda", "mps") and not r.device.startswith("cuda:"):
         raise RecipeError(f"device: {r.device!r} is not auto, cpu, cuda, cuda:N or mps")
     d = r.data
-    if bool(d.dataset) == bool(d.path):
-        raise RecipeError(
-            "data: give exactly one of data.dataset (a registered dataset, see zoo list --kind dataset) or data.path (an ImageFolder directory)"
-        )
     if not 0.0 <= d.val_split < 1.0:
         raise RecipeError(f"data.val_split: {d.val_split} must be in [0, 1)")
     for key in ("train_limit", "val_limit", "image_size"):
@@ -285,6 +289,9 @@ def _check_values(r: Recipe) -> None:
     pre = r.model.pretrained
     if isinstance(pre, str) and not pre:
         raise RecipeError("model.pretrained: give true, false or a tag name")
+    from .adapters import adapter_class
+
+    adapter_class(r.task).validate_recipe(r)
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
