@@ -81,8 +81,17 @@ class TaskModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(x))
 
-    def predict(self, inputs, top_k: int = 5, batch_size: int = 32) -> list[list[tuple[str, float]]]:
-        """Top-k ``(label, probability)`` for each image (paths, PIL images or CHW tensors)."""
+    def predict(self, inputs, top_k: int = 5, batch_size: int = 32, **options: Any) -> list:
+        """Predictions per input, by task: top-k ``(label, probability)`` for classification
+        (image paths / PIL images / CHW tensors, or texts), detections for object detection."""
+        if self.task == "text-classification":
+            from .predict_text import predict_texts
+
+            return predict_texts(self, inputs, top_k=top_k, batch_size=batch_size)
+        if self.task == "object-detection":
+            from .predict_detection import predict_detections
+
+            return predict_detections(self, inputs, batch_size=batch_size, **options)
         from .predict import predict_images
 
         return predict_images(self, inputs, top_k=top_k, batch_size=batch_size)
