@@ -265,3 +265,17 @@ def test_backbone_groups_cover_every_parameter(trainer):
     grouped = [p for _, params in backbone_groups(trainer.model) for p in params]
     assert sorted(grouped) == sorted(n for n, _ in trainer.model.backbone.named_parameters(prefix="backbone"))
     assert len(grouped) == len(set(grouped))
+
+
+def test_freeze_bn_stats_keeps_trainable_batchnorm_in_eval(trainer):
+    model, groups = trainer.model, trainer.groups
+    set_trainable(model, groups, [g for g, _ in groups])
+    train_mode(model, backbone_frozen=False)
+    bns = [m for m in model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(m.training for m in bns)
+    train_mode(model, backbone_frozen=False, freeze_bn_stats=True)
+    assert all(not m.training for m in bns) and model.head.training
+    before = bns[-1].running_var.clone()
+    model(torch.randn(4, 3, 32, 32) * 5).sum().backward()
+    assert torch.equal(bns[-1].running_var, before)
+    assert bns[-1].weight.grad is not None  # still trained, only the statistics are fixed

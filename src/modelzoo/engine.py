@@ -123,8 +123,11 @@ def set_trainable(model: TaskModel, groups: list[tuple[str, list[str]]], trainab
     return count
 
 
-def train_mode(model: TaskModel, backbone_frozen: bool) -> None:
-    """Train mode, but frozen parts keep running BatchNorm statistics fixed (and dropout off)."""
+def train_mode(model: TaskModel, backbone_frozen: bool, freeze_bn_stats: bool = False) -> None:
+    """Train mode, but frozen parts keep running BatchNorm statistics fixed (and dropout off).
+
+    ``freeze_bn_stats`` keeps every backbone BatchNorm in eval mode, trainable or not.
+    """
     model.train()
     if backbone_frozen:
         model.backbone.eval()
@@ -132,7 +135,7 @@ def train_mode(model: TaskModel, backbone_frozen: bool) -> None:
     for module in model.backbone.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             params = list(module.parameters(recurse=False))
-            if params and not any(p.requires_grad for p in params):
+            if freeze_bn_stats or (params and not any(p.requires_grad for p in params)):
                 module.eval()
 
 
@@ -334,7 +337,9 @@ class Trainer:
             t0 = time.perf_counter()
             torch.manual_seed(epoch_seed(r.seed, si, epoch))
             loader = self.loader(train_set, shuffle=True, seed=epoch_seed(r.seed, si, epoch))
-            train_loss = self.train_epoch(loader, opt, sched, use_cache, frozen, f"s{si} e{epoch}")
+            train_loss = self.train_epoch(
+                loader, opt, sched, use_cache, frozen, f"s{si} e{epoch}", stage.freeze_bn_stats
+            )
             if use_cache:
                 val = a.evaluate_features(self.model, val_feats, val_y)
             else:
@@ -369,8 +374,10 @@ class Trainer:
         atomic_write(path, lambda p: torch.save(d, p))
         return d["train"], d["train_y"], d["val"], d["val_y"]
 
-    def train_epoch(self, loader, opt, sched, cached: bool, frozen: bool, desc: str) -> float:
-        train_mode(self.model, frozen)
+    def train_epoch(
+        self, loader, opt, sched, cached: bool, frozen: bool, desc: str, freeze_bn_stats: bool = False
+    ) -> float:
+        train_mode(self.model, frozen, freeze_bn_stats)
         a = self.adapter
         total, count = 0.0, 0
         for batch in _progress(loader, self.progress, desc):

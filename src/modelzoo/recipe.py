@@ -76,6 +76,9 @@ class StageCfg:
     warmup_epochs: float = 0.0
     layer_decay: float | None = None
     augment: bool = False
+    #: keep every BatchNorm layer's running statistics fixed, also in unfrozen groups (small batches,
+    #: or data far from the pretraining distribution, make batch statistics a poor estimate)
+    freeze_bn_stats: bool = False
 
 
 @dataclass
