@@ -196,6 +196,14 @@ def test_eval_and_predict_round_trip(folder, tmp_path):
     assert result["accuracy"] == pytest.approx(summary["metrics"]["accuracy"])
     assert sum(map(sum, result["confusion_matrix"])) == 12
     out = subprocess.run(
+        [sys.executable, "-m", "modelzoo", "eval", str(run.path), "--data", str(folder / "val"), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    assert json.loads(out.stdout)["accuracy"] == pytest.approx(result["accuracy"])  # the same images, given as a folder
+    out = subprocess.run(
         [sys.executable, "-m", "modelzoo", "predict", str(run.path), str(img), "--top-k", "1", "--json"],
         capture_output=True,
         text=True,
