@@ -1,0 +1,164 @@
+"""`zoo plugins new` writes a working skeleton; `zoo plugins install` / `uninstall` of a local plugin dir.
+
+The install test really pip-installs into this environment (offline: ``--no-deps`` and no build
+isolation, so pip needs no index) and always uninstalls again, even when an assertion fails. It uses a
+per-process distribution name so concurrent runs never fight over one plugin.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+import tomllib
+
+import pytest
+from conftest import clean_env, zoo_subprocess
+
+from modelzoo.cli import main
+
+
+def test_plugins_new_writes_a_skeleton(tmp_path, capsys):
+    assert main(["plugins", "new", "zoo-myplugin", "--dir", str(tmp_path)]) == 0
+    out, _ = capsys.readouterr()
+    root = tmp_path / "zoo-myplugin"
+    assert f"wrote plugin skeleton {root}" in out
+    files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    assert files == [
+        "README.md",
+        "pyproject.toml",
+        "src/zoo_myplugin/__init__.py",
+        "src/zoo_myplugin/models.py",
+        "src/zoo_myplugin/plugin.py",
+        "tests/test_myplugin.py",
+    ]
+    project = tomllib.loads((root / "pyproject.toml").read_text())
+    assert project["project"]["name"] == "zoo-myplugin"
+    assert project["project"]["entry-points"]["modelzoo"] == {"myplugin": "zoo_myplugin.plugin"}
+    for path in root.rglob("*.py"):
+        ast.parse(path.read_text(), filename=str(path))
+    plugin_src = (root / "src/zoo_myplugin/plugin.py").read_text()
+    assert "@hookimpl" in plugin_src and 'builder="zoo_myplugin.models:build_tiny"' in plugin_src
+    assert "import torch" not in plugin_src  # listing must not need torch
+
+
+@pytest.mark.parametrize("name", ["Zoo_Bad", "zoo myplugin", "zoo_x", "1zoo", "zoo.x"])
+def test_plugins_new_rejects_bad_names(tmp_path, capsys, name):
+    parent = tmp_path / "plugins"
+    parent.mkdir()
+    assert main(["plugins", "new", name, "--dir", str(parent)]) == 2
+    _, err = capsys.readouterr()
+    assert err == f"error: plugin name {name!r} must be lowercase letters, digits and '-', e.g. zoo-myplugin\n"
+    assert list(parent.iterdir()) == []
+
+
+# KNOWN BUG (src/modelzoo/scaffold.py new_plugin): "zoo-" passes the name check but leaves an empty plugin
+# name, so the skeleton's pyproject has the entry point ` = "zoo_.plugin"` and cannot be installed.
+# Fix: re.fullmatch(r"[a-z][a-z0-9]*(-[a-z0-9]+)*", dist) and reject when the plugin part is empty.
+@pytest.mark.xfail(strict=True, reason="bug: 'zoo-' gives an empty plugin name")
+def test_plugins_new_rejects_an_empty_plugin_part(tmp_path, capsys):
+    assert main(["plugins", "new", "zoo-", "--dir", str(tmp_path)]) == 2
+
+
+def test_plugins_new_refuses_to_overwrite(tmp_path, capsys):
+    (tmp_path / "zoo-taken").mkdir()
+    assert main(["plugins", "new", "zoo-taken", "--dir", str(tmp_path)]) == 2
+    assert "already exists" in capsys.readouterr()[1]
+    assert list((tmp_path / "zoo-taken").iterdir()) == []
+
+
+def test_skeleton_registers_when_on_the_path(tmp_path, fake_site, monkeypatch):
+    """Without pip: the skeleton's module plus a dist-info naming its entry point is a plugin."""
+    from modelzoo import catalog as catalog_mod
+
+    assert main(["plugins", "new", "zoo-onpath", "--dir", str(tmp_path)]) == 0
+    monkeypatch.syspath_prepend(str(tmp_path / "zoo-onpath" / "src"))
+    fake_site.add_dist("zoo-onpath", "0.1.0", {"onpath": "zoo_onpath.plugin"})
+    fake_site.modules.update({"zoo_onpath", "zoo_onpath.plugin", "zoo_onpath.models"})
+    monkeypatch.setenv("MODELZOO_PLUGINS", "core,onpath")
+    cat = catalog_mod.catalog()
+    assert cat.plugins["onpath"].status == "ok"
+    assert cat.get("onpath_tiny").qualified_name == "onpath:onpath_tiny"
+
+
+def _pip_env(cache, plugin):
+    # offline pip: --no-deps (given by the test) and no build isolation (setuptools is installed),
+    # so pip never needs an index; PIP_NO_BUILD_ISOLATION=0 is pip's (inverted) spelling of that.
+    return clean_env(
+        MODELZOO_CACHE=str(cache),
+        MODELZOO_PLUGINS=f"core,{plugin}",
+        PIP_NO_BUILD_ISOLATION="0",
+        PIP_NO_INDEX="1",
+    )
+
+
+def _installed(dist: str) -> bool:
+    code = f"import importlib.metadata as m, sys\ntry: m.distribution({dist!r})\nexcept m.PackageNotFoundError: sys.exit(1)"
+    return subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+@pytest.mark.slow
+def test_plugins_install_list_uninstall(tmp_path):
+    plugin = f"ztinstall{os.getpid()}"
+    dist = f"zoo-{plugin}"
+    env = _pip_env(tmp_path / "cache", plugin)
+    proc = zoo_subprocess("plugins", "new", dist, "--dir", str(tmp_path), env=env)
+    assert proc.returncode == 0, proc.stderr
+    skeleton = tmp_path / dist
+    assert not _installed(dist)
+    try:
+        proc = zoo_subprocess("plugins", "install", "--no-deps", str(skeleton), env=env, timeout=600)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "installed; 1 new catalog entry" in proc.stdout
+        assert f"+ backbone {plugin}:{plugin}_tiny" in proc.stdout
+
+        proc = zoo_subprocess("list", "--plugin", plugin, env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.splitlines()[1].split() == [
+            f"{plugin}_tiny",
+            "backbone",
+            "classification",
+            "pooled",
+            "-",
+            plugin,
+            "-",
+        ]
+
+        proc = zoo_subprocess("plugins", env=env)
+        row = next(line.split() for line in proc.stdout.splitlines() if line.startswith(plugin))
+        assert row == [plugin, dist, "0.1.0", "ok", "1", "backbone"]
+
+        # the skeleton's own test passes against the installed plugin
+        test = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+            cwd=skeleton,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert test.returncode == 0, test.stdout + test.stderr
+        assert "1 passed" in test.stdout
+
+        proc = zoo_subprocess("plugins", "uninstall", dist, env=env, timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert f"uninstalled {dist}" in proc.stdout
+        assert not _installed(dist)
+        proc = zoo_subprocess("list", "--plugin", plugin, "--names", env=env)
+        assert proc.returncode == 0 and proc.stdout.strip() == ""
+        proc = zoo_subprocess("info", f"{plugin}:{plugin}_tiny", env=env)
+        assert proc.returncode == 2 and "unknown" in proc.stderr
+    finally:
+        if _installed(dist):
+            subprocess.run([sys.executable, "-m", "pip", "uninstall", "-y", dist], capture_output=True, timeout=300)
+
+
+def test_plugins_install_failure_is_one_line(tmp_path):
+    env = _pip_env(tmp_path / "cache", "none")
+    proc = zoo_subprocess("plugins", "install", "--no-deps", str(tmp_path / "no-such-dir"), env=env, timeout=300)
+    assert proc.returncode == 2
+    assert "Traceback (most recent call last)" not in proc.stderr.split("$ ", 1)[0]
+    assert proc.stderr.rstrip().splitlines()[-1] == (
+        "error: pip install failed (see its output above); the installed plugins are unchanged"
+    )
