@@ -103,11 +103,7 @@ def test_plugin_selection_is_part_of_the_key(site, monkeypatch):
     assert {s.plugin for s in cat.specs} == {"core"}
 
 
-# KNOWN BUG (src/modelzoo/catalog.py cache_key): `sorted(allowed_names() or ['*'])` turns the empty
-# selection of `MODELZOO_PLUGINS=` into '*', so "load none" and "load all" share one cache entry:
-# `MODELZOO_PLUGINS= zoo list` then lists every cached entry, and after it `zoo list` lists nothing.
-# Fix: allow = allowed_names(); parts.append(f"allow={'*' if allow is None else ','.join(sorted(allow))}")
-@pytest.mark.xfail(strict=True, reason="bug: MODELZOO_PLUGINS= and unset share a cache key")
+# `MODELZOO_PLUGINS=` (load none) and an unset variable (load all) must not share a cache entry.
 def test_empty_plugin_selection_has_its_own_key(site, monkeypatch):
     monkeypatch.setenv("MODELZOO_PLUGINS", "")
     none_key = catalog_mod.cache_key()

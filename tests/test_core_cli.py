@@ -7,7 +7,6 @@ import re
 import subprocess
 import sys
 
-import pytest
 from conftest import zoo_subprocess
 
 from modelzoo.cli import main
@@ -73,9 +72,7 @@ def test_list_nothing_matched_is_not_an_error(real_catalog, capsys):
     assert "nothing matched" in err
 
 
-# KNOWN BUG (src/modelzoo/cli.py cmd_list): `--names` with no match prints an empty line (and, like
-# --json, skips the "nothing matched" summary on stderr). Fix: `if specs: _out("\n".join(...))`.
-@pytest.mark.xfail(strict=True, reason="bug: `zoo list --names` prints a blank line when nothing matches")
+# `--names` with no match prints nothing at all.
 def test_list_names_nothing_matched_prints_nothing(real_catalog, capsys):
     code, out, _ = run(capsys, "list", "no-such-model-*", "--names")
     assert code == 0

@@ -209,12 +209,8 @@ NOT_JSON = """
 """
 
 
-# KNOWN BUG (src/modelzoo/catalog.py build_catalog + specs.validate_spec): validate_spec lets
-# TypeError/AttributeError escape for wrongly typed fields (pretrained=None, a non-str tag or default_tag),
-# and build_catalog only catches ZooError, so one plugin's bad spec takes the whole tool down.
-# Likewise a spec that is not plain JSON data (options={"x": object()}) is accepted and then crashes the
-# cache write in load_catalog with a TypeError. Strict xfail: remove the marker once fixed.
-@pytest.mark.xfail(strict=True, reason="bug: wrongly typed / non-JSON spec fields crash the catalog build")
+# A wrongly typed field (pretrained=None) or a spec that is not plain JSON data must be reported
+# against its plugin, never crash the catalog build or the cache write.
 @pytest.mark.parametrize("source", [NONE_FIELD, NOT_JSON], ids=["pretrained-None", "options-not-json"])
 def test_wrongly_typed_spec_is_reported_not_fatal(fake_site, monkeypatch, source):
     fake_site.plugin("typed", source)

@@ -53,10 +53,7 @@ def test_plugins_new_rejects_bad_names(tmp_path, capsys, name):
     assert list(parent.iterdir()) == []
 
 
-# KNOWN BUG (src/modelzoo/scaffold.py new_plugin): "zoo-" passes the name check but leaves an empty plugin
-# name, so the skeleton's pyproject has the entry point ` = "zoo_.plugin"` and cannot be installed.
-# Fix: re.fullmatch(r"[a-z][a-z0-9]*(-[a-z0-9]+)*", dist) and reject when the plugin part is empty.
-@pytest.mark.xfail(strict=True, reason="bug: 'zoo-' gives an empty plugin name")
+# "zoo-" leaves an empty plugin name (entry point ` = "zoo_.plugin"`): refused.
 def test_plugins_new_rejects_an_empty_plugin_part(tmp_path, capsys):
     assert main(["plugins", "new", "zoo-", "--dir", str(tmp_path)]) == 2
 

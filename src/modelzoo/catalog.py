@@ -152,9 +152,14 @@ def build_catalog() -> Catalog:
         for raw in returned:
             try:
                 spec = validate_spec(raw)
-            except ZooError as exc:
+            except Exception as exc:
                 if info:
-                    info.problems.append(str(exc))
+                    reason = (
+                        str(exc)
+                        if isinstance(exc, ZooError)
+                        else f"spec {getattr(raw, 'name', raw)!r}: {type(exc).__name__}: {exc}"
+                    )
+                    info.problems.append(reason)
                 continue
             key = (spec.kind, spec.name.lower())
             if key in seen:
@@ -199,7 +204,12 @@ def cache_key() -> str:
     """
     from . import __version__
 
-    parts = [f"format={CACHE_FORMAT}", f"modelzoo={__version__}", f"allow={sorted(allowed_names() or ['*'])}"]
+    allow = allowed_names()
+    parts = [
+        f"format={CACHE_FORMAT}",
+        f"modelzoo={__version__}",
+        f"allow={'*' if allow is None else ','.join(sorted(allow))}",
+    ]
     parts.append(f"python={sys.prefix}")
     for entry in sys.path:
         if not entry.rstrip("/\\").endswith(("site-packages", "dist-packages")):

@@ -54,7 +54,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         _out(json.dumps([s.to_dict() for s in specs], indent=2))
         return 0
     if args.names:
-        _out("\n".join(s.name for s in specs))
+        if specs:
+            _out("\n".join(s.name for s in specs))
         return 0
     rows = []
     for s in specs:

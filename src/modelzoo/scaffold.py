@@ -83,7 +83,7 @@ def test_registered_and_builds():
 
 
 def new_plugin(dist: str, parent: str | Path = ".") -> Path:
-    if not re.fullmatch(r"[a-z][a-z0-9\-]*", dist):
+    if not re.fullmatch(r"[a-z][a-z0-9]*(-[a-z0-9]+)*", dist) or dist == "zoo":
         raise ZooError(f"plugin name {dist!r} must be lowercase letters, digits and '-', e.g. zoo-myplugin")
     plugin = re.sub(r"^zoo-", "", dist).replace("-", "_")
     module = dist.replace("-", "_")

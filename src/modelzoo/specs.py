@@ -9,6 +9,7 @@ the catalog cache and ``registry.json``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -169,6 +170,10 @@ def validate_spec(spec: Any) -> Spec:
             raise SpecError(f"{where}.{tag.tag}: each source must start with one of {', '.join(_SOURCE_SCHEMES)}")
     if spec.default_tag and spec.default_tag.lower() not in seen:
         raise SpecError(f"{where}: default_tag {spec.default_tag!r} is not among its pretrained tags")
+    try:
+        json.dumps(spec.to_dict())
+    except (TypeError, ValueError) as exc:
+        raise SpecError(f"{where}: specs must be plain JSON data ({exc})") from None
     return spec
 
 

@@ -53,27 +53,50 @@ def _pkg_path(source: str) -> Path:
     return path
 
 
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """A quick TCP probe of the Hub endpoint, so an offline machine fails in seconds, not after retries."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection(
+            (url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=timeout
+        ).close()
+    except OSError:
+        return False
+    return True
+
+
 def _hub_path(source: str) -> Path:
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
 
     ref = source[len("hf-hub:") :]
     repo, _, filename = ref.partition("::")
     repo, _, revision = repo.partition("@")
     names = [filename] if filename else ["model.safetensors", "pytorch_model.bin"]
+    for name in names:  # the HF cache first: no network needed
+        try:
+            return Path(hf_hub_download(repo, name, revision=revision or None, local_files_only=True))
+        except LocalEntryNotFoundError:
+            continue
+    if not _hub_reachable():
+        raise SourceUnavailable("not in the HF cache and the Hub is unreachable (offline)")
     reasons = []
     for name in names:
-        for offline in (True, False):
-            try:
-                return Path(hf_hub_download(repo, name, revision=revision or None, local_files_only=offline))
-            except LocalEntryNotFoundError:
-                continue
-            except (HfHubHTTPError, OSError, ValueError) as exc:
-                reasons.append(f"{name}: {type(exc).__name__}")
-                break
-    raise SourceUnavailable(
-        "not in the HF cache and the Hub is unreachable" + (f" ({'; '.join(reasons)})" if reasons else "")
-    )
+        try:
+            return Path(hf_hub_download(repo, name, revision=revision or None))
+        except EntryNotFoundError:
+            reasons.append(f"{name}: not in the repo")
+        except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as exc:
+            reasons.append(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}")
+            break  # a connection or auth problem will not go away for the next file name
+    raise SourceUnavailable("download from the Hub failed (" + "; ".join(reasons) + ")")
 
 
 def _url_path(source: str, sha256: str | None) -> Path:
