@@ -190,6 +190,8 @@ def cmd_plugins_install(args: argparse.Namespace) -> int:
 
     before = {s.qualified_name for s in catalog_mod.catalog().specs}
     extra = ["--no-deps"] if args.no_deps else []
+    if args.no_build_isolation:
+        extra.append("--no-build-isolation")
     if args.editable:
         extra.append("-e")
     if _pip("install", *extra, *args.specs) != 0:
@@ -282,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("specs", nargs="+", help="pip requirement specs or local paths")
     q.add_argument("-e", "--editable", action="store_true", help="editable install of a local path")
     q.add_argument("--no-deps", action="store_true", help="pass --no-deps to pip")
+    q.add_argument("--no-build-isolation", action="store_true", help="build with the installed setuptools (offline)")
     q.set_defaults(func=cmd_plugins_install)
     q = psub.add_parser("uninstall", help="pip uninstall plugin distributions")
     q.add_argument("dists", nargs="+")
