@@ -22,6 +22,8 @@ _LAZY = {
     "FeatureInfo": "modelzoo.backbone",
     "finetune": "modelzoo.engine",
     "ZooError": "modelzoo.errors",
+    "push": "modelzoo.hub",
+    "pull": "modelzoo.hub",
 }
 
 

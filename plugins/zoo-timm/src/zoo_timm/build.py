@@ -74,5 +74,5 @@ def build(spec: Spec, output: str = "pooled", pretrained: PretrainedTag | None =
         fi = model.feature_info
         info = FeatureInfo("pyramid", levels=[Level(c, s) for c, s in zip(fi.channels(), fi.reduction())])
     else:
-        info = FeatureInfo("pooled", num_features=int(model.num_features))
+        info = FeatureInfo("pooled", num_features=int(getattr(model, "head_hidden_size", None) or model.num_features))
     return TimmBackbone(model, info, _preprocess(model, pretrained), provenance=provenance)

@@ -1,0 +1,729 @@
+"""Object detection: COCO JSON or Pascal-VOC XML data, torchvision-style detectors, COCO mAP.
+
+Data are validated before any training: a missing or unreadable image, an annotation whose image or
+category is unknown, a degenerate box or one outside its image each stop the run with one line naming
+the file/annotation and the fix, or (``data.on_bad_image = "skip"``) are counted and skipped.
+
+The detector comes from a plugin head (``zoo list --task object-detection --kind head``) whose module
+offers ``detect(backbone, images, targets) -> (losses, detections)`` (see ``zoo_detection.heads``):
+the adapter hands it lists of float [0, 1] images and targets with labels 1..K (0 is background), and
+the head resizes and normalises. The metric is COCO mAP@[.5:.95] computed by pycocotools' COCOeval.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from ..errors import RecipeError, ZooError
+from ..model import TaskModel, assemble
+from .base import TaskAdapter
+
+FORMATS = ("coco", "voc")
+#: decoded images are kept in memory (no DataLoader workers) when they fit in this many bytes
+IN_MEMORY_BYTES = 1 << 30
+SKIP_HINT = 'or set data.on_bad_image = "skip" to count and skip it'
+
+
+@dataclass
+class Record:
+    """One image and its objects: boxes xyxy in pixels, label indices into the label list (0-based)."""
+
+    path: str
+    width: int
+    height: int
+    boxes: list[list[float]] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    crowd: list[bool] = field(default_factory=list)
+    source_id: Any = None
+
+
+@dataclass
+class DetectionData:
+    name: str
+    labels: list[str]
+    train: list[Record]
+    val: list[Record]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Problems:
+    """Collects data problems: each is one line; ``raise_if_any`` stops with the first (and a count)."""
+
+    def __init__(self, on_bad: str) -> None:
+        self.on_bad = on_bad
+        self.lines: list[str] = []
+        self.skipped_images = 0
+        self.skipped_annotations = 0
+
+    def add(self, line: str, image: bool) -> None:
+        if self.on_bad == "skip":
+            if image:
+                self.skipped_images += 1
+            else:
+                self.skipped_annotations += 1
+        else:
+            self.lines.append(line)
+
+    def raise_if_any(self) -> None:
+        if self.lines:
+            more = f" (and {len(self.lines) - 1} more problem(s) like it)" if len(self.lines) > 1 else ""
+            raise ZooError(self.lines[0] + more)
+
+
+# -- loading and validation -------------------------------------------------------------------
+def _image_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the image header, None when the file is unreadable."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return None
+
+
+def _check_box(
+    box: list[float], width: int, height: int, where: str, problems: Problems, tolerance: float = 1.0
+) -> list[float] | None:
+    """A valid xyxy box clipped to the image (within ``tolerance`` px), or None after reporting it."""
+    x0, y0, x1, y1 = box
+    if not all(math.isfinite(v) for v in box) or x1 <= x0 or y1 <= y0:
+        problems.add(
+            f"{where}: box {_fmt_box(box)} has zero or negative width/height; fix or remove it, {SKIP_HINT}", False
+        )
+        return None
+    if x0 < -tolerance or y0 < -tolerance or x1 > width + tolerance or y1 > height + tolerance:
+        problems.add(
+            f"{where}: box {_fmt_box(box)} (xyxy) lies outside the {width}x{height} image; fix the coordinates, {SKIP_HINT}",
+            False,
+        )
+        return None
+    clipped = [max(0.0, x0), max(0.0, y0), min(float(width), x1), min(float(height), y1)]
+    if clipped[2] - clipped[0] < 1 or clipped[3] - clipped[1] < 1:
+        problems.add(f"{where}: box {_fmt_box(box)} is less than 1 px inside the image; remove it, {SKIP_HINT}", False)
+        return None
+    return clipped
+
+
+def _fmt_box(box) -> str:
+    return "[" + ", ".join(f"{v:g}" for v in box) + "]"
+
+
+def load_coco(
+    json_path: str | Path, images_dir: str | Path | None, on_bad: str = "error", labels: list[str] | None = None
+) -> tuple[list[Record], list[str], dict[str, int]]:
+    """Read and validate a COCO detection JSON; returns records, label names (categories by id), counts.
+
+    ``labels`` (the training split's) must match this file's categories, so one label index means one
+    class across splits.
+    """
+    json_path = Path(json_path)
+    if not json_path.is_file():
+        raise ZooError(f"{json_path}: no such COCO annotation file; check data.train_file / data.val_file")
+    try:
+        data = json.loads(json_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ZooError(f"{json_path}: not valid JSON ({exc}); is it a COCO annotation file?") from None
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("images", "categories")):
+        raise ZooError(f"{json_path}: a COCO detection file needs 'images' and 'categories' lists (and 'annotations')")
+    images_dir = Path(images_dir) if images_dir else json_path.parent
+    cats = sorted(data["categories"], key=lambda c: c["id"])
+    names = [str(c["name"]) for c in cats]
+    if len(set(names)) != len(names):
+        raise ZooError(f"{json_path}: category names repeat ({names}); give each category a unique name")
+    if not names:
+        raise ZooError(f"{json_path}: 'categories' is empty; list the object classes with ids and names")
+    if labels is not None and names != labels:
+        raise ZooError(
+            f"{json_path}: categories {names} differ from the training file's {labels}; use the same categories in every split"
+        )
+    cat_index = {c["id"]: i for i, c in enumerate(cats)}
+    problems = Problems(on_bad)
+    records: dict[Any, Record] = {}
+    for im in data["images"]:
+        file_name = str(im.get("file_name", ""))
+        path = images_dir / file_name
+        where = f"{json_path.name}: image id {im.get('id')} ({file_name})"
+        if not file_name or not path.is_file():
+            problems.add(
+                f"{where}: file not found in {images_dir}; fix file_name or data.images_dir, {SKIP_HINT}", True
+            )
+            continue
+        size = _image_size(path)
+        if size is None:
+            problems.add(f"{where}: unreadable image; replace the file, {SKIP_HINT}", True)
+            continue
+        if (im.get("width"), im.get("height")) not in ((None, None), size):
+            problems.add(
+                f"{where}: JSON says {im.get('width')}x{im.get('height')} but the file is {size[0]}x{size[1]};"
+                f" fix width/height, {SKIP_HINT}",
+                True,
+            )
+            continue
+        records[im["id"]] = Record(str(path), size[0], size[1], source_id=im["id"])
+    known_ids = {im.get("id") for im in data["images"]}
+    for ann in data.get("annotations", []):
+        rec = records.get(ann.get("image_id"))
+        where = f"{json_path.name}: annotation id {ann.get('id')}"
+        if rec is None:
+            if ann.get("image_id") not in known_ids:
+                problems.add(
+                    f"{where}: image_id {ann.get('image_id')} is not in 'images'; fix or remove it, {SKIP_HINT}", False
+                )
+            continue  # its image was reported (or skipped) already
+        where += f" (image {Path(rec.path).name})"
+        if ann.get("category_id") not in cat_index:
+            problems.add(
+                f"{where}: category_id {ann.get('category_id')} is not among the categories {sorted(cat_index)};"
+                f" fix it or add the category, {SKIP_HINT}",
+                False,
+            )
+            continue
+        bbox = ann.get("bbox")
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
+            problems.add(f"{where}: bbox {bbox!r} is not [x, y, width, height]; fix it, {SKIP_HINT}", False)
+            continue
+        x, y, w, h = (float(v) for v in bbox)
+        box = _check_box([x, y, x + w, y + h], rec.width, rec.height, where, problems)
+        if box is None:
+            continue
+        rec.boxes.append(box)
+        rec.labels.append(cat_index[ann["category_id"]])
+        rec.crowd.append(bool(ann.get("iscrowd", 0)))
+    problems.raise_if_any()
+    counts = {"skipped_images": problems.skipped_images, "skipped_annotations": problems.skipped_annotations}
+    return list(records.values()), names, counts
+
+
+def load_voc(
+    root: str | Path,
+    ids: list[str] | None,
+    on_bad: str = "error",
+    labels: list[str] | None = None,
+    annotations_dir: str = "Annotations",
+    images_dir: str = "JPEGImages",
+) -> tuple[list[Record], list[str], dict[str, int]]:
+    """Read and validate Pascal-VOC XML files (``root/Annotations/<id>.xml``, images in ``root/JPEGImages``).
+
+    ``ids`` None means every XML file. Labels are ``labels`` when given (unknown names are errors), else
+    the sorted set of names found. ``difficult`` objects become crowd (ignored) regions, as in VOC's
+    evaluation. VOC's 1-based pixel corners become 0-based xyxy boxes.
+    """
+    root = Path(root)
+    ann_dir = root / annotations_dir
+    if not ann_dir.is_dir():
+        raise ZooError(
+            f"{root}: no {annotations_dir}/ folder; a VOC root holds {annotations_dir}/*.xml and {images_dir}/"
+        )
+    if ids is None:
+        ids = sorted(p.stem for p in ann_dir.glob("*.xml"))
+    problems = Problems(on_bad)
+    parsed: list[tuple[Record, list[tuple[str, list[float], bool, str]]]] = []
+    for image_id in ids:
+        xml_path = ann_dir / f"{image_id}.xml"
+        where = f"{annotations_dir}/{image_id}.xml"
+        if not xml_path.is_file():
+            problems.add(f"{where}: not found (listed in the split file); add it or remove the id, {SKIP_HINT}", True)
+            continue
+        try:
+            tree = ET.parse(xml_path).getroot()
+        except ET.ParseError as exc:
+            problems.add(f"{where}: invalid XML ({exc}); fix the file, {SKIP_HINT}", True)
+            continue
+        file_name = tree.findtext("filename") or f"{image_id}.jpg"
+        path = root / images_dir / file_name
+        if not path.is_file():
+            problems.add(f"{where}: image {images_dir}/{file_name} not found; fix <filename>, {SKIP_HINT}", True)
+            continue
+        size = _image_size(path)
+        if size is None:
+            problems.add(f"{where}: image {images_dir}/{file_name} is unreadable; replace it, {SKIP_HINT}", True)
+            continue
+        objects = []
+        for k, obj in enumerate(tree.findall("object")):
+            name = (obj.findtext("name") or "").strip()
+            bb = obj.find("bndbox")
+            owhere = f"{where}: object {k + 1} ({name or 'no name'})"
+            try:
+                x0, y0, x1, y1 = (float(bb.findtext(t)) for t in ("xmin", "ymin", "xmax", "ymax"))
+            except (AttributeError, TypeError, ValueError):
+                problems.add(f"{owhere}: <bndbox> needs numeric xmin/ymin/xmax/ymax; fix it, {SKIP_HINT}", False)
+                continue
+            difficult = (obj.findtext("difficult") or "0").strip() == "1"
+            objects.append((name, [x0 - 1, y0 - 1, x1, y1], difficult, owhere))
+        parsed.append((Record(str(path), size[0], size[1], source_id=image_id), objects))
+    names = list(labels) if labels is not None else sorted({o[0] for _, objs in parsed for o in objs if o[0]})
+    index = {n: i for i, n in enumerate(names)}
+    records = []
+    for rec, objects in parsed:
+        for name, box, difficult, owhere in objects:
+            if name not in index:
+                problems.add(
+                    f"{owhere}: class {name!r} is not among the labels {names}; fix <name> or data.labels, {SKIP_HINT}",
+                    False,
+                )
+                continue
+            box = _check_box(box, rec.width, rec.height, owhere, problems)
+            if box is None:
+                continue
+            rec.boxes.append(box)
+            rec.labels.append(index[name])
+            rec.crowd.append(difficult)
+        records.append(rec)
+    problems.raise_if_any()
+    if not names:
+        raise ZooError(f"{root}: no objects found in the VOC annotations")
+    counts = {"skipped_images": problems.skipped_images, "skipped_annotations": problems.skipped_annotations}
+    return records, names, counts
+
+
+def _voc_ids(root: Path, split_file: str | None) -> list[str] | None:
+    if split_file is None:
+        return None
+    path = Path(split_file) if Path(split_file).is_absolute() else root / split_file
+    if not path.is_file():
+        raise ZooError(f"{path}: no such VOC split file (one image id per line); check data.train_file / data.val_file")
+    return [line.split()[0] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _split_records(records: list[Record], fraction: float, seed: int) -> tuple[list[Record], list[Record]]:
+    order = torch.randperm(len(records), generator=torch.Generator().manual_seed(seed)).tolist()
+    n_val = max(1, round(len(order) * fraction))
+    val = set(order[:n_val])
+    return [r for i, r in enumerate(records) if i not in val], [r for i, r in enumerate(records) if i in val]
+
+
+def _limit(records: list[Record], limit: int | None, seed: int) -> list[Record]:
+    if limit is None or limit >= len(records):
+        return records
+    order = torch.randperm(len(records), generator=torch.Generator().manual_seed(seed)).tolist()
+    return [records[i] for i in sorted(order[:limit])]
+
+
+def load_detection_data(cfg, seed: int) -> DetectionData:
+    """Resolve ``recipe.data`` (a registered detection dataset, COCO files or a VOC root) to validated splits."""
+    info: dict[str, Any] = {}
+    fmt, path = cfg.format, cfg.path
+    train_file, val_file, images_dir = cfg.train_file, cfg.val_file, cfg.images_dir
+    if cfg.dataset:
+        from ..catalog import catalog
+        from ..model import import_builder
+
+        spec = catalog().get(cfg.dataset, kind="dataset")
+        if "object-detection" not in spec.tasks:
+            raise ZooError(f"dataset {spec.name!r} is for {', '.join(spec.tasks)}, not object-detection")
+        built = import_builder(spec.builder or "")(seed=seed, **cfg.options)
+        fmt, path = built["format"], built.get("path")
+        train_file, val_file, images_dir = built.get("train_file"), built.get("val_file"), built.get("images_dir")
+        name = spec.name
+        info.update(built.get("info", {}))
+        info.update({k: v for k, v in spec.meta.items() if k in ("hub_id", "license")})
+    else:
+        name = Path(path).name if path else Path(train_file or "data").stem
+    root = Path(path).expanduser() if path else None
+
+    def resolve(p: str | None) -> Path | None:
+        if p is None:
+            return None
+        q = Path(p).expanduser()
+        return q if q.is_absolute() or root is None else root / q
+
+    counts: dict[str, int] = {}
+
+    def add(c: dict[str, int]) -> None:
+        for k, v in c.items():
+            counts[k] = counts.get(k, 0) + v
+
+    if fmt == "coco":
+        imgs = resolve(images_dir) if images_dir else None
+        train, labels, c = load_coco(resolve(train_file), imgs, cfg.on_bad_image)
+        add(c)
+        if val_file:
+            val, _, c = load_coco(resolve(val_file), imgs, cfg.on_bad_image, labels=labels)
+            add(c)
+        else:
+            val = None
+    elif fmt == "voc":
+        opts = {k: cfg.options[k] for k in ("annotations_dir", "images_dir") if k in cfg.options}
+        if images_dir:
+            opts["images_dir"] = images_dir
+        train, labels, c = load_voc(root, _voc_ids(root, train_file), cfg.on_bad_image, cfg.labels, **opts)
+        add(c)
+        if val_file:
+            val, _, c = load_voc(root, _voc_ids(root, val_file), cfg.on_bad_image, labels, **opts)
+            add(c)
+        else:
+            val = None
+    else:
+        raise ZooError(f"data.format {fmt!r} is not one of {', '.join(FORMATS)}")
+    if val is None:
+        if cfg.val_split <= 0:
+            raise ZooError("no validation data: set data.val_file, or data.val_split = 0.2 to hold out part of train")
+        train, val = _split_records(train, cfg.val_split, seed)
+        info["val_split"] = cfg.val_split
+    train = _limit(train, cfg.train_limit, seed)
+    val = _limit(val, cfg.val_limit, seed + 1)
+    if not train or not any(r.boxes for r in train):
+        raise ZooError("the training split has no images with objects; check the annotation files")
+    if not any(r.boxes for r in val):
+        raise ZooError("the validation split has no objects to evaluate against; check data.val_file / data.val_split")
+    info.update(counts)
+    info.update(
+        {
+            "num_train": len(train),
+            "num_val": len(val),
+            "objects_train": sum(len(r.boxes) for r in train),
+            "objects_val": sum(len(r.boxes) for r in val),
+        }
+    )
+    return DetectionData(name=name, labels=labels, train=train, val=val, info=info)
+
+
+# -- datasets and transforms ------------------------------------------------------------------
+def _labels_getter(inputs):
+    target = inputs[1]
+    return target["labels"], target["iscrowd"]
+
+
+def build_augment(augment: str):
+    """Augmentations that move boxes with the image (``"light"``): flip, zoom-out, colour jitter."""
+    if augment != "light":
+        return None
+    from torchvision.transforms import v2
+
+    return v2.Compose(
+        [
+            v2.RandomHorizontalFlip(),
+            v2.RandomZoomOut(fill=0, side_range=(1.0, 1.4), p=0.3),
+            v2.ColorJitter(brightness=0.2, contrast=0.2),
+            v2.SanitizeBoundingBoxes(min_size=1.0, labels_getter=_labels_getter),
+        ]
+    )
+
+
+def _read_rgb(path: str) -> torch.Tensor:
+    from PIL import Image
+    from torchvision.transforms.v2.functional import pil_to_tensor
+
+    with Image.open(path) as im:
+        return pil_to_tensor(im.convert("RGB"))
+
+
+class DetectionDataset(Dataset):
+    """(float image in [0, 1], target) pairs; target labels are 1..K (0 is background)."""
+
+    def __init__(self, records: list[Record], augment=None, memory: dict[str, torch.Tensor] | None = None) -> None:
+        self.records = records
+        self.augment = augment
+        self.memory = memory
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def image(self, index: int) -> torch.Tensor:
+        path = self.records[index].path
+        if self.memory is None:
+            return _read_rgb(path)
+        if path not in self.memory:
+            self.memory[path] = _read_rgb(path)
+        return self.memory[path]
+
+    def __getitem__(self, index: int):
+        rec = self.records[index]
+        img = self.image(index)
+        target = {
+            "boxes": torch.tensor(rec.boxes, dtype=torch.float32).reshape(-1, 4),
+            "labels": torch.tensor(rec.labels, dtype=torch.int64) + 1,
+            "iscrowd": torch.tensor(rec.crowd, dtype=torch.bool),
+            "image_id": index,
+        }
+        if self.augment is not None:
+            from torchvision import tv_tensors
+
+            target["boxes"] = tv_tensors.BoundingBoxes(target["boxes"], format="XYXY", canvas_size=img.shape[-2:])
+            img, target = self.augment(tv_tensors.Image(img), target)
+            img, target["boxes"] = img.as_subclass(torch.Tensor), target["boxes"].as_subclass(torch.Tensor)
+        return img.float().div_(255), target
+
+
+def collate_detection(batch):
+    """Lists, not stacks: images differ in size and targets in length."""
+    images, targets = zip(*batch)
+    return list(images), list(targets)
+
+
+def train_targets(targets: list[dict[str, Any]]) -> list[dict[str, torch.Tensor]]:
+    """What the detector trains on: non-crowd boxes and their 1..K labels."""
+    out = []
+    for t in targets:
+        keep = ~t["iscrowd"]
+        out.append({"boxes": t["boxes"][keep], "labels": t["labels"][keep]})
+    return out
+
+
+# -- metric -----------------------------------------------------------------------------------
+def coco_map(
+    records: list[Record],
+    detections: dict[int, dict[str, torch.Tensor]],
+    labels: list[str],
+    per_class: bool = False,
+) -> dict[str, Any]:
+    """COCO bbox mAP (pycocotools COCOeval) of ``detections`` (index -> boxes xyxy, scores, labels 0-based).
+
+    Returns ``map`` (AP@[.5:.95]), ``map_50``, ``map_75``; with ``per_class`` also ``per_class_ap``
+    (label, AP, AP@.5, number of objects; AP None for a class without objects).
+    """
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    images, anns = [], []
+    for i, rec in enumerate(records):
+        images.append({"id": i, "width": rec.width, "height": rec.height})
+        for box, label, crowd in zip(rec.boxes, rec.labels, rec.crowd):
+            w, h = box[2] - box[0], box[3] - box[1]
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": i,
+                    "category_id": label + 1,
+                    "bbox": [box[0], box[1], w, h],
+                    "area": w * h,
+                    "iscrowd": int(crowd),
+                }
+            )
+    cats = [{"id": k + 1, "name": n} for k, n in enumerate(labels)]
+    dets = []
+    for i, d in detections.items():
+        for box, score, label in zip(d["boxes"].tolist(), d["scores"].tolist(), d["labels"].tolist()):
+            dets.append(
+                {
+                    "image_id": int(i),
+                    "category_id": int(label) + 1,
+                    "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]],
+                    "score": float(score),
+                }
+            )
+    num_objects = [0] * len(labels)
+    for rec in records:
+        for label, crowd in zip(rec.labels, rec.crowd):
+            num_objects[label] += 0 if crowd else 1
+    out: dict[str, Any] = {"map": 0.0, "map_50": 0.0, "map_75": 0.0}
+    precision = None
+    if dets and anns:
+        with contextlib.redirect_stdout(io.StringIO()):
+            gt = COCO()
+            gt.dataset = {"images": images, "annotations": anns, "categories": cats}
+            gt.createIndex()
+            dt = gt.loadRes(dets)
+            ev = COCOeval(gt, dt, "bbox")
+            ev.evaluate()
+            ev.accumulate()
+            ev.summarize()
+        out = {
+            "map": max(0.0, float(ev.stats[0])),
+            "map_50": max(0.0, float(ev.stats[1])),
+            "map_75": max(0.0, float(ev.stats[2])),
+        }
+        precision = ev.eval["precision"]  # [iou, recall, class, area, max dets]
+    if per_class:
+        rows = []
+        for k, name in enumerate(labels):
+            ap = ap50 = None
+            if num_objects[k]:
+                ap = ap50 = 0.0
+                if precision is not None:
+                    p = precision[:, :, k, 0, -1]
+                    valid = p[p > -1]
+                    ap = float(valid.mean()) if valid.size else 0.0
+                    p50 = precision[0, :, k, 0, -1]
+                    ap50 = float(p50[p50 > -1].mean()) if (p50 > -1).any() else 0.0
+            rows.append(
+                {
+                    "label": name,
+                    "ap": None if ap is None else round(ap, 4),
+                    "ap_50": None if ap50 is None else round(ap50, 4),
+                    "num_objects": num_objects[k],
+                }
+            )
+        out["per_class_ap"] = rows
+    return out
+
+
+# -- the adapter ------------------------------------------------------------------------------
+class ObjectDetectionAdapter(TaskAdapter):
+    metric = "map"
+    supports_feature_cache = False  # targets and augmentations move boxes; detection heads train on live features
+
+    @classmethod
+    def validate_recipe(cls, recipe) -> None:
+        d = recipe.data
+        if d.dataset and (d.format or d.train_file):
+            raise RecipeError(
+                "data: give either data.dataset (a registered detection set) or data.format + files, not both"
+            )
+        if not d.dataset:
+            if d.format not in FORMATS:
+                raise RecipeError(
+                    f"data.format: {d.format!r} is not one of {', '.join(FORMATS)}"
+                    " (or give data.dataset, see zoo list --kind dataset --task object-detection)"
+                )
+            if d.format == "coco" and not d.train_file:
+                raise RecipeError(
+                    "data.train_file: a COCO recipe needs the training annotation JSON (and data.images_dir)"
+                )
+            if d.format == "voc" and not d.path:
+                raise RecipeError("data.path: a VOC recipe needs the VOC root (with Annotations/ and JPEGImages/)")
+
+    def load_data(self) -> None:
+        self.data = load_detection_data(self.recipe.data, self.recipe.seed)
+        self.labels, self.name, self.info = self.data.labels, self.data.name, self.data.info
+        self._memory: dict[str, torch.Tensor] = {}
+
+    def load_eval_data(self, path: str) -> None:
+        """``zoo eval RUN --data PATH``: a COCO JSON (images next to it or in data.images_dir) or a VOC root."""
+        p = Path(path)
+        d = self.recipe.data
+        if p.suffix == ".json":
+            images = Path(d.images_dir) if d.images_dir and Path(d.images_dir).is_dir() else None
+            if images is None:
+                images = p.parent / "images" if (p.parent / "images").is_dir() else p.parent
+            val, labels, counts = load_coco(p, images, d.on_bad_image)
+        elif p.is_dir():
+            val, labels, counts = load_voc(p, None, d.on_bad_image, d.labels)
+        else:
+            raise ZooError(f"{path}: give a COCO annotation JSON or a VOC root directory")
+        self.data = DetectionData(name=p.stem, labels=labels, train=[], val=val, info={"num_val": len(val), **counts})
+        self.labels, self.name, self.info = labels, p.stem, self.data.info
+        self._memory = {}
+
+    def build_model(self) -> TaskModel:
+        from ..catalog import catalog
+
+        r = self.recipe
+        head_options = dict(r.model.head_options)
+        if r.data.image_size:
+            defaults = catalog().get(r.model.head, kind="head").options
+            if "size" in defaults:
+                head_options.setdefault("size", r.data.image_size)
+            else:
+                head_options.setdefault("min_size", r.data.image_size)
+                head_options.setdefault("max_size", r.data.image_size)
+        model = assemble(
+            r.model.backbone,
+            r.model.head,
+            num_classes=len(self.labels),
+            labels=self.labels,
+            pretrained=r.model.pretrained,
+            head_options=head_options,
+            backbone_options=r.model.backbone_options,
+        )
+        if not callable(getattr(model.head, "detect", None)):
+            raise ZooError(
+                f"head {r.model.head!r} has no detect(backbone, images, targets) method; pick a detection head"
+                " (zoo list --kind head --task object-detection)"
+            )
+        return model
+
+    @property
+    def in_memory(self) -> bool:
+        total = sum(r.width * r.height * 3 for r in self.data.train + self.data.val)
+        return total <= IN_MEMORY_BYTES
+
+    def prepare(self, model: TaskModel) -> None:
+        self.augment = build_augment(self.recipe.data.augment)
+
+    def dataset(self, split: str, augment: bool = False) -> Dataset:
+        memory = self._memory if self.in_memory else None
+        if split == "train":
+            return DetectionDataset(self.data.train, self.augment if augment else None, memory)
+        return DetectionDataset(self.data.val, None, memory)
+
+    @property
+    def collate(self):
+        return collate_detection
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+
+    def loss(self, model: TaskModel, batch) -> tuple[torch.Tensor, int]:
+        images, targets = batch
+        with self._autocast():
+            losses, _ = model.head.detect(model.backbone, images, train_targets(targets))
+        return sum(v.float() for v in losses.values()), len(images)
+
+    @torch.no_grad()
+    def evaluate(self, model: TaskModel, loader, final: bool = False) -> dict[str, Any]:
+        model.eval()
+        total, count = 0.0, 0
+        detections: dict[int, dict[str, torch.Tensor]] = {}
+        for batch in loader:
+            images, targets = self.to_device(batch)
+            with self._autocast():
+                losses, dets = model.head.detect(model.backbone, images, train_targets(targets))
+            total += float(sum(v.float() for v in losses.values())) * len(images)
+            count += len(images)
+            for t, d in zip(targets, dets):
+                detections[int(t["image_id"])] = {
+                    "boxes": d["boxes"].float().cpu(),
+                    "scores": d["scores"].float().cpu(),
+                    "labels": d["labels"].cpu() - 1,
+                }
+        records = loader.dataset.records
+        result = {"loss": total / max(1, count), **coco_map(records, detections, self.labels, per_class=final)}
+        if final:
+            self._samples = [(records[i], detections.get(i)) for i in range(min(6, len(records)))]
+        return result
+
+    def write_artifacts(self, result: dict[str, Any], out: Path) -> None:
+        from ..predict_detection import draw_detections, to_items
+
+        samples = getattr(self, "_samples", [])
+        if samples:
+            from PIL import Image
+
+            tiles = []
+            for rec, det in samples:
+                # ground truth: thin green boxes; predictions (score >= 0.5): coloured, labelled
+                scale = 2 if max(rec.width, rec.height) < 320 else 1
+                gt = [{"label": self.labels[lb], "box": b} for b, lb in zip(rec.boxes, rec.labels)]
+                img = draw_detections(rec.path, gt, color=(0, 200, 0), width=1, show_labels=False, scale=scale)
+                found = to_items(det, self.labels, 0.5) if det else []
+                for d in found:
+                    d["box"] = [v * scale for v in d["box"]]
+                tiles.append(draw_detections(img, found, labels=self.labels, width=2))
+            w, h = max(t.width for t in tiles), max(t.height for t in tiles)
+            cols = min(3, len(tiles))
+            sheet = Image.new("RGB", (w * cols, h * math.ceil(len(tiles) / cols)), (255, 255, 255))
+            for i, t in enumerate(tiles):
+                sheet.paste(t, ((i % cols) * w, (i // cols) * h))
+            sheet.save(out / "val_detections.png")
+        if result.get("per_class_ap"):
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+
+            rows = result["per_class_ap"]
+            fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(rows) + 1), 3.2))
+            ax.bar([r["label"] for r in rows], [r["ap"] or 0 for r in rows], color="#4c72b0", label="AP@[.5:.95]")
+            ax.plot([r["label"] for r in rows], [r["ap_50"] or 0 for r in rows], "o", color="#dd8452", label="AP@.5")
+            ax.set_ylim(0, 1)
+            ax.set_title(f"per-class AP (mAP {result['map']:.3f}, mAP@.5 {result['map_50']:.3f})")
+            ax.legend(loc="upper right", fontsize=8)
+            plt.setp(ax.get_xticklabels(), rotation=45, ha="right", fontsize=8)
+            fig.tight_layout()
+            fig.savefig(out / "per_class_ap.png", dpi=100)
+            plt.close(fig)
+
+    def summary_extras(self, result: dict[str, Any]) -> dict[str, Any]:
+        return {"per_class_ap": result.get("per_class_ap", [])}
