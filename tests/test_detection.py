@@ -402,15 +402,9 @@ def _tiny_scene_set(root: Path) -> None:
         write_coco(scenes, ["box", "cross"], root / "images", root / f"{split}.json", split)
 
 
-def test_finetune_load_eval_predict_round_trip(real_catalog, tmp_path, capsys):
-    import modelzoo
-    from modelzoo.cli import main
-    from modelzoo.engine import finetune
-    from modelzoo.predict_detection import draw_detections, save_annotated
-
-    data = tmp_path / "scenes"
-    _tiny_scene_set(data)
-    recipe = {
+def tiny_recipe(data: Path) -> dict:
+    """Two short stages of a tiny Faster R-CNN on the tiny scene set."""
+    return {
         "name": "tiny-det",
         "task": "object-detection",
         "seed": 0,
@@ -436,6 +430,17 @@ def test_finetune_load_eval_predict_round_trip(real_catalog, tmp_path, capsys):
             {"name": "finetune", "train": "last:1", "epochs": 1, "lr": 1e-4, "freeze_bn_stats": True},
         ],
     }
+
+
+def test_finetune_load_eval_predict_round_trip(real_catalog, tmp_path, capsys):
+    import modelzoo
+    from modelzoo.cli import main
+    from modelzoo.engine import finetune
+    from modelzoo.predict_detection import draw_detections, save_annotated
+
+    data = tmp_path / "scenes"
+    _tiny_scene_set(data)
+    recipe = tiny_recipe(data)
     from modelzoo.recipe import validate
 
     run = finetune(validate(recipe), out=tmp_path / "run", quiet=True)
@@ -465,3 +470,66 @@ def test_finetune_load_eval_predict_round_trip(real_catalog, tmp_path, capsys):
     assert main(["eval", str(run.path)]) == 0
     out = capsys.readouterr().out
     assert "map " in out and "map_50 " in out and "(4 examples)" in out
+
+    # zoo predict: boxes as text and JSON, drawn into --out
+    capsys.readouterr()
+    assert main(["predict", str(run.path), str(image), "--score-threshold", "0", "--out", str(tmp_path / "a.png")]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"{image}: ") and "detection" in captured.out
+    assert f"wrote {tmp_path / 'a.png'}" in captured.err and (tmp_path / "a.png").is_file()
+    assert main(["predict", str(run.path), str(image), "--score-threshold", "0", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed[0]["input"] == str(image) and listed[0]["detections"] == json.loads(json.dumps(results[0]))
+
+    # a detector round-trips through the Hub like a classifier: push, pull at the sha, same boxes, card
+    from hubserver import HubServer
+    from huggingface_hub import ModelCard
+    from test_hub import hub_env, ok, zoo
+
+    with HubServer() as server:
+        env = hub_env(server, tmp_path / "home")
+        _, sha = ok(zoo("push", run.path, "org/tiny-det", env=env))
+        pulled = tmp_path / "pulled"
+        assert ok(zoo("pull", f"org/tiny-det@{sha}", "--to", pulled, env=env))[0] == sha
+    again = modelzoo.load(pulled).predict([str(image)], score_threshold=0.0)
+    assert again == results
+    card = ModelCard.load(pulled / "README.md")
+    assert card.data.pipeline_tag == "object-detection"
+    assert {r.metric_type for r in card.data.eval_results} >= {"map", "map_50"}
+
+
+def test_detection_run_resumes_after_kill_9(real_catalog, tmp_path):
+    """The engine's resume works for detectors too: kill -9 after the first stage, resume, same result."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import tomli_w
+
+    from modelzoo.engine import finetune
+
+    data = tmp_path / "scenes"
+    _tiny_scene_set(data)
+    recipe = tiny_recipe(data)
+    recipe["stages"][1]["epochs"] = 3
+    path = tmp_path / "r.toml"
+    path.write_text(tomli_w.dumps(recipe))
+    reference = finetune(str(path), out=tmp_path / "ref", quiet=True)
+
+    run_dir = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "modelzoo", "finetune", str(path), "--out", str(run_dir), "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics, deadline = run_dir / "metrics.jsonl", time.time() + 180
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be killed; make the recipe longer"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    resumed = finetune(resume=run_dir, quiet=True)
+    assert resumed.metrics == reference.metrics
+    assert [h["val_map"] for h in resumed.history] == [h["val_map"] for h in reference.history]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
@@ -19,9 +20,13 @@ def cmd_finetune(args: argparse.Namespace) -> int:
             )
         )
     else:
+        from .adapters import adapter_class
+
         m = run.metrics
+        metric = adapter_class(run.model.task).metric
         print(
-            f"run {run.path}: accuracy {m['accuracy']:.4f}, loss {m['loss']:.4f} on {run.model.config['dataset']['num_val']} validation images"
+            f"run {run.path}: {metric} {m[metric]:.4f}, loss {m['loss']:.4f}"
+            f" on {run.model.config['dataset']['num_val']} validation examples"
         )
     return 0
 
@@ -84,6 +89,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print("confusion matrix (rows: true, columns: predicted):")
         for label, row in zip(model.labels, result["confusion_matrix"]):
             print(f"{label.ljust(width)}  " + " ".join(f"{v:4d}" for v in row))
+    if result.get("per_class_ap"):
+        width = max(len(row["label"]) for row in result["per_class_ap"])
+        print(f"{'class'.ljust(width)}       AP  AP@.5  objects")
+        for row in result["per_class_ap"]:
+            ap, ap50 = (f"{v:.4f}" if v is not None else "   -  " for v in (row["ap"], row["ap_50"]))
+            print(f"{row['label'].ljust(width)}  {ap:>7}  {ap50:>5}  {row['num_objects']:7d}")
     return 0
 
 
@@ -91,6 +102,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .model import load
 
     model = load(args.model)
+    if model.task == "object-detection":
+        return _predict_detection(model, args)
     results = model.predict(args.inputs, top_k=args.top_k)
     if args.json:
         print(
@@ -104,6 +117,25 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return 0
     for item, preds in zip(args.inputs, results):
         print(f"{item}: " + ", ".join(f"{lbl} {score:.3f}" for lbl, score in preds))
+    return 0
+
+
+def _predict_detection(model, args: argparse.Namespace) -> int:
+    """Boxes per image, printed (or ``--json``); ``--out`` draws them onto the images."""
+    from .predict_detection import save_annotated
+
+    results = model.predict(args.inputs, score_threshold=args.score_threshold)
+    written = save_annotated(args.inputs, results, args.out, model.labels) if args.out else []
+    if args.json:
+        print(json.dumps([{"input": str(i), "detections": r} for i, r in zip(args.inputs, results)]))
+    else:
+        for item, dets in zip(args.inputs, results):
+            print(f"{item}: {len(dets)} detection{'s' * (len(dets) != 1)} (score >= {args.score_threshold})")
+            for det in dets:
+                box = ", ".join(f"{v:.0f}" for v in det["box"])
+                print(f"  {det['label']} {det['score']:.3f} [{box}]")
+    for path in written:
+        print(f"wrote {path}", file=sys.stderr)
     return 0
 
 
@@ -130,6 +162,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="classify images with a run folder or a Hub model")
     p.add_argument("model", help="run folder or hf-hub:org/name[@rev]")
     p.add_argument("inputs", nargs="+", help="image files")
-    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--top-k", type=int, default=5, help="classes per input (classifiers)")
+    p.add_argument("--score-threshold", type=float, default=0.5, help="lowest score of a reported box (detectors)")
+    p.add_argument("--out", help="detectors: draw the boxes into this image file (one input) or folder")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
