@@ -104,6 +104,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     model = load(args.model)
     if model.task == "object-detection":
         return _predict_detection(model, args)
+    if model.task == "text-classification" and args.inputs == ["-"]:  # one text per line from stdin
+        args.inputs = [line.rstrip("\n") for line in sys.stdin if line.strip()]
     results = model.predict(args.inputs, top_k=args.top_k)
     if args.json:
         print(
@@ -153,15 +155,21 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("eval", help="accuracy, per-class precision/recall and confusion matrix of a run")
     p.add_argument("run", help="run folder or hf-hub:org/name[@rev]")
-    p.add_argument("--data", help="an ImageFolder directory to evaluate on (default: the run's validation split)")
+    p.add_argument(
+        "--data",
+        help="an ImageFolder directory (text: a CSV/JSONL file or <class>/*.txt folder) to evaluate on"
+        " (default: the run's validation split)",
+    )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("predict", help="classify images with a run folder or a Hub model")
+    p = sub.add_parser("predict", help="classify images or texts, or detect objects, with a run folder or a Hub model")
     p.add_argument("model", help="run folder or hf-hub:org/name[@rev]")
-    p.add_argument("inputs", nargs="+", help="image files")
+    p.add_argument(
+        "inputs", nargs="+", help="image files; for a text classifier the texts themselves ('-': one per line on stdin)"
+    )
     p.add_argument("--top-k", type=int, default=5, help="classes per input (classifiers)")
     p.add_argument("--score-threshold", type=float, default=0.5, help="lowest score of a reported box (detectors)")
     p.add_argument("--out", help="detectors: draw the boxes into this image file (one input) or folder")

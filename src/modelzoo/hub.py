@@ -44,7 +44,9 @@ from .fsutil import atomic_write_text, sha256_file
 
 MANIFEST = "modelzoo.sha256"
 CARD = "README.md"
-RUN_FILES = ("config.json", "model.safetensors", "recipe.toml", "metrics.jsonl")
+#: a text model's tokenizer (data read by the Rust tokenizers library, never code) travels with it
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+RUN_FILES = ("config.json", "model.safetensors", "recipe.toml", "metrics.jsonl", *TOKENIZER_FILES)
 REQUIRED = ("config.json", "model.safetensors")
 LOCKFILE = "zoo.lock"
 LOCK_VERSION = 1
@@ -296,6 +298,9 @@ def _as_folder(source: Any) -> Iterator[Path]:
         state = {k: v.detach().cpu().contiguous() for k, v in source.state_dict().items()}
         save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt", "library": "modelzoo"})
         (folder / "config.json").write_text(json.dumps(source.config, indent=2) + "\n", encoding="utf-8")
+        save_files = getattr(getattr(source, "backbone", None), "save_files", None)
+        if save_files is not None:  # e.g. a text encoder's tokenizer files
+            save_files(folder)
         yield folder
 
 

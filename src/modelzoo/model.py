@@ -141,7 +141,8 @@ def assemble(
         "backbone": {
             "name": bb_spec.qualified_name,
             "output": output,
-            "options": backbone_options or {},
+            # a backbone may add options that rebuild it without its pretrained source (a text encoder's config)
+            "options": {**(backbone_options or {}), **(getattr(bb, "config_options", None) or {})},
             "pretrained": getattr(bb, "provenance", None),
         },
         "head": {"name": head_spec.qualified_name, "options": head_opts},
@@ -171,7 +172,8 @@ def from_config(config: dict[str, Any]) -> TaskModel:
 
 
 def load(path: str | Path) -> TaskModel:
-    """Load a model folder (a run folder or a pulled Hub repo): ``config.json`` + ``model.safetensors``.
+    """Load a model folder (a run folder or a pulled Hub repo): ``config.json`` + ``model.safetensors``
+    (+ the backbone's own data files, such as ``tokenizer.json``, where it has ``load_files``).
 
     ``hf-hub:org/name[@rev]`` pulls (or finds in the HF cache) that repo first.
     """
@@ -192,5 +194,8 @@ def load(path: str | Path) -> TaskModel:
         raise ZooError(
             f"{weights_path} does not match config.json ({len(missing)} missing, {len(unexpected)} unexpected keys)"
         )
+    load_files = getattr(model.backbone, "load_files", None)
+    if load_files is not None:  # data files saved with the model, e.g. a text encoder's tokenizer
+        load_files(folder)
     model.eval()
     return model

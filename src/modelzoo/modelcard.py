@@ -10,6 +10,7 @@ is what makes re-pushing an unchanged run a no-op.
 from __future__ import annotations
 
 import json
+import shlex
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -180,6 +181,9 @@ def build_card(
     )
     name = repo_id.split("/")[-1]
     pre = config.get("preprocess") or {}
+    text = task == "text-classification"
+    example = "this film was a delight" if text else "image.jpg"
+    tokenizer_note = " (+ the tokenizer's `tokenizer.json`, `tokenizer_config.json`)" if text else ""
     lines = [
         "---",
         data.to_yaml(),
@@ -211,15 +215,15 @@ def build_card(
         "import modelzoo",
         "",
         f'model = modelzoo.load("hf-hub:{repo_id}")  # add @<commit sha> to pin a revision',
-        'print(model.predict(["image.jpg"]))',
+        f"print(model.predict([{example!r}]))",
         "```",
         "",
         "```bash",
-        f"zoo predict hf-hub:{repo_id} image.jpg",
+        f"zoo predict hf-hub:{repo_id} {shlex.quote(example)}",
         f"zoo pull {repo_id}            # into the HF cache; prints the commit sha",
         "```",
         "",
-        "Loading reads only `config.json` and `model.safetensors` (no pickle, no code from this repo); "
+        f"Loading reads only `config.json` and `model.safetensors`{tokenizer_note} (no pickle, no code from this repo); "
         "`zoo pull` checks every file against `modelzoo.sha256` (also `sha256sum -c modelzoo.sha256`).",
         "",
         "## Training",
@@ -245,7 +249,11 @@ def build_card(
     if dataset.get("license"):
         lines += [f"The training data ({dataset_name}) is licensed `{dataset['license']}`.", ""]
     lines += ["## Model details", ""]
-    if pre:
+    if pre and text:
+        lines.append(
+            f"- input: text, at most {pre.get('max_length')} tokens (longer texts are truncated), {pre.get('pooling', '-')} pooling"
+        )
+    elif pre:
         lines.append(
             f"- input: {'x'.join(map(str, pre.get('input_size', [])))}, mean {pre.get('mean')}, std {pre.get('std')}, "
             f"{pre.get('interpolation', '-')} resize, crop {pre.get('crop_pct', '-')}"
