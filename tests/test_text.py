@@ -308,7 +308,7 @@ def test_recipe_validation_for_text_data(tmp_path):
 # -- the engine: finetune -> run folder -> load -> predict / eval --------------------------------
 @pytest.fixture
 def tiny_run(tiny, tmp_path):
-    train = write_csv(tmp_path / "train.csv", sentiment(96, 0) + [("good " * 20, "pos")])
+    train = write_csv(tmp_path / "train.csv", [*sentiment(96, 0), ("good " * 20, "pos")])
     val = write_csv(tmp_path / "val.csv", sentiment(32, 1))
     run = finetune(validate(tiny_recipe(train, val)), out=tmp_path / "run", quiet=True)
     return {"run": run, "train": train, "val": val, **tiny}
