@@ -439,7 +439,7 @@ def test_text_recipe_and_dataset_are_registered(real_catalog):
     spec = real_catalog.get("minilm-rotten-tomatoes", kind="recipe")
     assert spec.tasks == ["text-classification"] and spec.meta["backbone"] == "all-minilm-l6-v2"
     ref = spec.meta["reference"]
-    assert ref["accuracy"] > max(ref["tfidf_logreg_accuracy"], ref["frozen_embeddings_logreg_accuracy"])
+    assert ref["val_accuracy"] > max(ref["tfidf_logreg_val_accuracy"], ref["frozen_embeddings_logreg_val_accuracy"])
     assert real_catalog.get("rotten-tomatoes", kind="dataset").tasks == ["text-classification"]
     from modelzoo.recipe import load_recipe
 
