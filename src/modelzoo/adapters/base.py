@@ -59,6 +59,24 @@ class TaskAdapter:
     def build_model(self) -> TaskModel:
         raise NotImplementedError
 
+    def assemble_model(
+        self, head_options: dict[str, Any] | None = None, preprocess: dict[str, Any] | None = None
+    ) -> TaskModel:
+        """The recipe's backbone + head for ``self.labels`` (``head_options`` default to the recipe's)."""
+        from ..model import assemble
+
+        r = self.recipe
+        return assemble(
+            r.model.backbone,
+            r.model.head,
+            num_classes=len(self.labels),
+            labels=self.labels,
+            pretrained=r.model.pretrained,
+            head_options=r.model.head_options if head_options is None else head_options,
+            backbone_options=r.model.backbone_options,
+            preprocess=preprocess,
+        )
+
     def prepare(self, model: TaskModel) -> None:
         """Build what depends on the model (transforms from its preprocessing, tokenizer...)."""
 

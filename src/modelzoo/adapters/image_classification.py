@@ -10,7 +10,7 @@ from torch import nn
 
 from ..datasets import ImageDataset, build_transform, load_image_data
 from ..errors import RecipeError
-from ..model import TaskModel, assemble
+from ..model import TaskModel
 from .base import TaskAdapter
 
 
@@ -123,16 +123,7 @@ class ImageClassificationAdapter(ClassificationMixin, TaskAdapter):
             preprocess["mean"] = r.data.mean
         if r.data.std:
             preprocess["std"] = r.data.std
-        model = assemble(
-            r.model.backbone,
-            r.model.head,
-            num_classes=len(self.labels),
-            labels=self.labels,
-            pretrained=r.model.pretrained,
-            head_options=r.model.head_options,
-            backbone_options=r.model.backbone_options,
-            preprocess=preprocess,
-        )
+        model = self.assemble_model(preprocess=preprocess)
         if self.in_memory:  # small in-memory images are resized whole; predict on files must not crop either
             model.config["preprocess"]["crop_pct"] = 1.0
         return model

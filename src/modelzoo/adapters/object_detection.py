@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import RecipeError, ZooError
-from ..model import TaskModel, assemble
+from ..model import TaskModel
 from .base import TaskAdapter
 
 FORMATS = ("coco", "voc")
@@ -618,15 +618,7 @@ class ObjectDetectionAdapter(TaskAdapter):
             else:
                 head_options.setdefault("min_size", r.data.image_size)
                 head_options.setdefault("max_size", r.data.image_size)
-        model = assemble(
-            r.model.backbone,
-            r.model.head,
-            num_classes=len(self.labels),
-            labels=self.labels,
-            pretrained=r.model.pretrained,
-            head_options=head_options,
-            backbone_options=r.model.backbone_options,
-        )
+        model = self.assemble_model(head_options=head_options)
         if not callable(getattr(model.head, "detect", None)):
             raise ZooError(
                 f"head {r.model.head!r} has no detect(backbone, images, targets) method; pick a detection head"

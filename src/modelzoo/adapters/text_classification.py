@@ -34,7 +34,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..errors import RecipeError, ZooError
-from ..model import TaskModel, assemble
+from ..model import TaskModel
 from .base import TaskAdapter
 from .image_classification import ClassificationMixin, summarize
 
@@ -375,16 +375,7 @@ class TextClassificationAdapter(ClassificationMixin, TaskAdapter):
     def build_model(self) -> TaskModel:
         r = self.recipe
         preprocess = {"max_length": r.data.max_length} if r.data.max_length else {}
-        model = assemble(
-            r.model.backbone,
-            r.model.head,
-            num_classes=len(self.labels),
-            labels=self.labels,
-            pretrained=r.model.pretrained,
-            head_options=r.model.head_options,
-            backbone_options=r.model.backbone_options,
-            preprocess=preprocess,
-        )
+        model = self.assemble_model(preprocess=preprocess)
         text_backbone(model)
         return model
 
