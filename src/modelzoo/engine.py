@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from .checkpointing import BackgroundWriter, snapshot
 from .errors import RecipeError, ZooError
 from .fsutil import atomic_write, atomic_write_text
 from .model import TaskModel
@@ -218,6 +219,7 @@ class Trainer:
         self.out = out
         self.quiet = quiet
         self.feature_cache = feature_cache
+        self.checkpoints = BackgroundWriter()
         self.progress = not quiet and sys.stderr.isatty()
         self.log = log or (lambda msg: None if quiet else print(msg, file=sys.stderr, flush=True))
         self.device = pick_device(recipe.device)
@@ -262,16 +264,24 @@ class Trainer:
 
     # checkpointing
     def save_checkpoint(self, stage: int, epoch: int, opt, sched) -> None:
-        state = {
-            "model": self.model.state_dict(),
-            "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(),
-            "progress": {"stage": stage, "epoch": epoch},
-            "history": json.dumps(self.history),
-            "rng": {"torch": torch.get_rng_state()},
-        }
-        atomic_write(self.out / CHECKPOINT, lambda p: torch.save(state, p))
-        self.write_metrics()
+        """Snapshot the state now; write it (then metrics.jsonl) while the next epoch trains."""
+        state = snapshot(
+            {
+                "model": self.model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "progress": {"stage": stage, "epoch": epoch},
+                "history": json.dumps(self.history),
+                "rng": {"torch": torch.get_rng_state()},
+            }
+        )
+        history = list(self.history)
+
+        def write() -> None:
+            atomic_write(self.out / CHECKPOINT, lambda p: torch.save(state, p))
+            self.write_metrics(history)
+
+        self.checkpoints.submit(write)
 
     def load_checkpoint(self) -> dict[str, Any] | None:
         path = self.out / CHECKPOINT
@@ -288,8 +298,9 @@ class Trainer:
         torch.set_rng_state(state["rng"]["torch"])
         return state
 
-    def write_metrics(self) -> None:
-        atomic_write_text(self.out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in self.history))
+    def write_metrics(self, history: list[dict[str, Any]] | None = None) -> None:
+        rows = self.history if history is None else history
+        atomic_write_text(self.out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in rows))
 
     # stages
     def run(self) -> Run:
@@ -302,7 +313,10 @@ class Trainer:
             if si < start_stage or (si == start_stage and start_epoch >= stage.epochs):
                 continue
             resuming = si == start_stage
-            self.run_stage(si, stage, state if resuming else None, start_epoch if resuming else 0)
+            try:
+                self.run_stage(si, stage, state if resuming else None, start_epoch if resuming else 0)
+            finally:
+                self.checkpoints.wait()  # the stage's last checkpoint lands before anything else happens
         return self.finish(time.perf_counter() - t0)
 
     def run_stage(self, si: int, stage: StageCfg, state, start_epoch: int) -> None:
