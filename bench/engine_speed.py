@@ -41,13 +41,13 @@ from torch.utils.data import DataLoader, Dataset
 TARGET = 1.05
 
 
-def make_recipe(args: argparse.Namespace):
-    """A one-stage, whole-network, no-augmentation CPU recipe on in-memory Fashion-MNIST."""
+def make_recipe(args: argparse.Namespace, name: str = "engine-speed", epochs: int = 1):
+    """A one-stage, whole-network, no-augmentation CPU recipe on in-memory Fashion-MNIST (also bench/memory.py's)."""
     from modelzoo.recipe import validate
 
     return validate(
         {
-            "name": "engine-speed",
+            "name": name,
             "seed": 0,
             "device": "cpu",
             "amp": False,
@@ -62,7 +62,7 @@ def make_recipe(args: argparse.Namespace):
                 "num_workers": 0,
             },
             "optimizer": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.01, "layer_decay": 1.0},
-            "stages": [{"name": "all", "train": "all", "epochs": 1, "schedule": "constant"}],
+            "stages": [{"name": "all", "train": "all", "epochs": epochs, "schedule": "constant"}],
         }
     )
 

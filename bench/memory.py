@@ -30,30 +30,14 @@ import time
 from pathlib import Path
 
 TARGET = 1.2
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # engine_speed: the shared recipe and plain loop
 
 
 def make_recipe(args: argparse.Namespace):
-    """A whole-network CPU recipe on in-memory Fashion-MNIST (no augmentation)."""
-    from modelzoo.recipe import validate
+    """The engine-speed bench's recipe, for ``args.epochs`` epochs."""
+    from engine_speed import make_recipe as speed_recipe
 
-    return validate(
-        {
-            "name": "memory",
-            "seed": 0,
-            "device": "cpu",
-            "model": {"backbone": args.backbone, "pretrained": False, "head": "linear"},
-            "data": {
-                "dataset": "fashion-mnist",
-                "train_limit": args.train,
-                "val_limit": args.val,
-                "image_size": args.image_size,
-                "batch_size": args.batch_size,
-                "num_workers": 0,
-            },
-            "optimizer": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.01},
-            "stages": [{"name": "all", "train": "all", "epochs": args.epochs}],
-        }
-    )
+    return speed_recipe(args, name="memory", epochs=args.epochs)
 
 
 def peak_mib() -> float:
@@ -77,8 +61,6 @@ def child_engine(args: argparse.Namespace) -> None:
 
 def child_plain(args: argparse.Namespace) -> None:
     import torch
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from engine_speed import plain_epoch
 
     from modelzoo import assemble

@@ -232,3 +232,14 @@ GOOD_BUILDER = """
         net = nn.Sequential(nn.Conv2d(3, width, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
         return Backbone(net, FeatureInfo("pooled", num_features=width))
 """
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: one intra-op thread is faster, and far faster on a busy machine (no spinning peers)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

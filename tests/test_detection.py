@@ -29,13 +29,7 @@ BACKBONES = ["timm:mobilenetv3_small_050", "torchvision:mobilenet_v2"]
 LR = {"fasterrcnn": 1e-3, "retinanet": 1e-3, "fcos": 1e-3, "ssdlite": 5e-3}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread is faster, and far faster on a busy machine (no spinning peers)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny tensors run faster on one thread
 
 
 def tiny_options(head: str) -> dict:

@@ -298,9 +298,8 @@ class Trainer:
         torch.set_rng_state(state["rng"]["torch"])
         return state
 
-    def write_metrics(self, history: list[dict[str, Any]] | None = None) -> None:
-        rows = self.history if history is None else history
-        atomic_write_text(self.out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in rows))
+    def write_metrics(self, history: list[dict[str, Any]]) -> None:
+        atomic_write_text(self.out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
 
     # stages
     def run(self) -> Run:

@@ -1,4 +1,4 @@
-"""Atomic file writes: a crash or kill -9 never leaves a half-written file behind."""
+"""File helpers: atomic writes (a crash or kill -9 never leaves a half-written file behind), checked reads."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
@@ -49,3 +50,19 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def read_json_object(path: str | os.PathLike, what: str = "") -> dict[str, Any]:
+    """A JSON file that must hold an object; a missing, unreadable or malformed file is one clear ZooError."""
+    import json
+
+    from .errors import ZooError
+
+    label = f"{what} {path}" if what else str(path)
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ZooError(f"cannot read {label} ({exc})") from None
+    if not isinstance(data, dict):
+        raise ZooError(f"{label} is not a JSON object")
+    return data

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ZooError
-from .fsutil import atomic_write_text, sha256_file
+from .fsutil import atomic_write_text, read_json_object, sha256_file
 
 MANIFEST = "modelzoo.sha256"
 CARD = "README.md"
@@ -270,16 +270,6 @@ def run_files(folder: Path) -> dict[str, Path]:
     return files
 
 
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ZooError(f"cannot read {what} {path} ({exc})") from None
-    if not isinstance(data, dict):
-        raise ZooError(f"{what} {path} is not a JSON object")
-    return data
-
-
 @contextmanager
 def _as_folder(source: Any) -> Iterator[Path]:
     """A run folder as is, or a TaskModel saved to a temporary folder (config.json + model.safetensors)."""
@@ -355,11 +345,11 @@ def push(
     label = f"run {Path(source).name}" if isinstance(source, (str, os.PathLike)) else "model"
     with _as_folder(source) as folder:
         files = run_files(folder)
-        config = _read_json(files["config.json"], "config")
+        config = read_json_object(files["config.json"], "config")
         if config.get("library") != "modelzoo" or not isinstance(config.get("backbone"), dict):
             raise ZooError(f"{files['config.json']} was not written by modelzoo (no library/backbone fields)")
         _check_safetensors(files["model.safetensors"])
-        summary = _read_json(folder / "summary.json", "summary") if (folder / "summary.json").is_file() else None
+        summary = read_json_object(folder / "summary.json", "summary") if (folder / "summary.json").is_file() else None
         contents: dict[str, Path | bytes] = dict(files)
         contents[CARD] = build_card(repo_id, config, files, summary, license).encode()
         hashes = _sha256_all(files)

@@ -29,6 +29,7 @@ from torch import nn
 
 from modelzoo.backbone import Backbone, FeatureInfo
 from modelzoo.errors import ZooError
+from modelzoo.fsutil import read_json_object
 from modelzoo.specs import PretrainedTag, Spec
 from modelzoo.weights import SourceUnavailable, _hub_reachable, _pkg_path, fetch_file, load_state_dict
 
@@ -71,7 +72,7 @@ class TextTokenizer:
         from tokenizers import Tokenizer
 
         config_path = folder / "tokenizer_config.json"
-        config = _read_json(config_path) if config_path.is_file() else {}
+        config = read_json_object(config_path) if config_path.is_file() else {}
         if (folder / "tokenizer.json").is_file():
             try:
                 return cls(Tokenizer.from_file(str(folder / "tokenizer.json")), config)
@@ -116,16 +117,6 @@ def _wordpiece(vocab: Path, lowercase: bool):
         special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
     )
     return tok
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ZooError(f"cannot read {path} ({exc})") from None
-    if not isinstance(data, dict):
-        raise ZooError(f"{path} is not a JSON object")
-    return data
 
 
 # -- the backbone -----------------------------------------------------------------------------
@@ -338,7 +329,7 @@ def build(
             provenance = {"tag": label, "source": source, "sha256": digest, "license": pretrained.license}
         else:
             folder = _companion_dir(tag, label)
-        encoder_config = _read_json(folder / "config.json")
+        encoder_config = read_json_object(folder / "config.json")
         tokenizer = TextTokenizer.from_dir(folder)
     unknown = [k for k in options if k not in encoder_config]
     if unknown:
