@@ -114,7 +114,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="zoo-bench-") as tmp:
         trainer = Trainer(recipe, Path(tmp), quiet=True)
         trainer.setup()
-        a = trainer.adapter
+        a = trainer.task
         train_set, val_set = a.dataset("train"), a.dataset("val")
         plain = assemble(
             args.backbone, "linear", num_classes=len(a.labels), labels=a.labels, pretrained=False

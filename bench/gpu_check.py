@@ -47,7 +47,7 @@ def make_recipe(args: argparse.Namespace):
     }
     if args.data == "fashion-mnist":
         data["dataset"] = "fashion-mnist"
-    else:  # validated as an ImageFolder recipe, then the adapter's data are replaced in memory
+    else:  # validated as an ImageFolder recipe, then the task's data are replaced in memory
         data["path"] = "synthetic"
         data["mean"], data["std"] = [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]
     return validate(
@@ -64,11 +64,10 @@ def make_recipe(args: argparse.Namespace):
     )
 
 
-def synthetic_loader(adapter, args: argparse.Namespace):
-    """Replace the adapter's ``load_data`` with in-memory (N, H, W, 3) uint8 noise images, brightness by class."""
+def synthetic_loader(task, args: argparse.Namespace):
+    """Replace the task's ``load_data`` with in-memory (N, H, W, 3) uint8 noise images, brightness by class."""
     import torch
-
-    from modelzoo.datasets import ImageData, Split
+    from zoo_classification.data import ImageData, Split
 
     def split(n: int, seed: int) -> Split:
         gen = torch.Generator().manual_seed(seed)
@@ -82,8 +81,8 @@ def synthetic_loader(adapter, args: argparse.Namespace):
     def load_data() -> None:
         labels = [f"class{i}" for i in range(args.classes)]
         train, val = split(args.train, 0), split(args.val, 1)
-        adapter.data = ImageData("synthetic", labels, train, val, {"num_train": len(train), "num_val": len(val)})
-        adapter.labels, adapter.name, adapter.info = labels, "synthetic", adapter.data.info
+        task.loaded = ImageData("synthetic", labels, train, val, {"num_train": len(train), "num_val": len(val)})
+        task.labels, task.dataset_name, task.data_info = labels, "synthetic", task.loaded.info
 
     return load_data
 
@@ -108,7 +107,7 @@ def raw_step_throughput(trainer, steps: int) -> float:
     x = torch.randn(r.data.batch_size, 3, r.data.image_size, r.data.image_size, device=trainer.device)
     if trainer.device.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, len(trainer.adapter.labels), (r.data.batch_size,), device=trainer.device)
+    y = torch.randint(0, len(trainer.task.labels), (r.data.batch_size,), device=trainer.device)
     model.train()
 
     def step() -> None:
@@ -160,7 +159,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="zoo-gpu-check-") as tmp:
         trainer = Trainer(recipe, Path(tmp), quiet=True)
         if args.data == "synthetic":
-            trainer.adapter.load_data = synthetic_loader(trainer.adapter, args)
+            trainer.task.load_data = synthetic_loader(trainer.task, args)
         trainer.setup()
         conv = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d))
         channels_last = conv.weight.is_contiguous(memory_format=torch.channels_last)
@@ -184,7 +183,7 @@ def main() -> int:
         opt = trainer_optimizer(trainer)
         rates = []
         for epoch in range(args.epochs):
-            loader = trainer.loader(trainer.adapter.dataset("train"), shuffle=True, seed=epoch_seed(0, 1, epoch))
+            loader = trainer.loader(trainer.task.dataset("train"), shuffle=True, seed=epoch_seed(0, 1, epoch))
             sync(trainer.device)
             start = time.perf_counter()
             loss = trainer.train_epoch(loader, *opt, cached=False, frozen=False, desc="timed")

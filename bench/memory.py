@@ -6,7 +6,7 @@ reports its peak resident set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss`
 * engine: ``modelzoo.finetune(recipe)`` end to end -- data, model, a whole-network stage (validation
   and a checkpoint of model + optimizer state every epoch), final evaluation, ``model.safetensors``,
   plots;
-* plain: the same data loaded the same way (``modelzoo.datasets.load_image_data``, same transform,
+* plain: the same data loaded the same way (``zoo_classification.data.load_image_data``, same transform,
   the same in-memory tensors), the same model (``modelzoo.assemble``), the same batch size and
   optimizer (AdamW), the hand-written loop of ``bench/engine_speed.py`` for the same epochs
   (train + validation), then ``torch.save`` of the weights.
@@ -62,13 +62,14 @@ def child_engine(args: argparse.Namespace) -> None:
 def child_plain(args: argparse.Namespace) -> None:
     import torch
     from engine_speed import plain_epoch
+    from zoo_classification.data import ImageDataset, build_transform, load_image_data
 
     from modelzoo import assemble
-    from modelzoo.datasets import ImageDataset, build_transform, load_image_data
+    from modelzoo.tasks import create_task
 
     recipe = make_recipe(args)
     torch.manual_seed(recipe.seed)
-    data = load_image_data(recipe.data, recipe.seed)
+    data = load_image_data(recipe.data, recipe.seed, create_task(recipe.task, recipe).registered_dataset)
     model = assemble(
         args.backbone,
         "linear",

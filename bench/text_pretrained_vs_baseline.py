@@ -67,9 +67,10 @@ def frozen_embeddings_baseline(run_dir: Path) -> tuple[float, float] | None:
     """Logistic regression on the run's cached stage-0 embeddings (None if the cache is missing)."""
     import torch
 
-    cache = run_dir / "cache" / "features-stage0.pt"
-    if not cache.is_file():
+    caches = sorted((run_dir / "cache").glob("features-*.pt"), key=lambda p: p.stat().st_mtime)
+    if not caches:
         return None
+    cache = caches[0]  # the first frozen stage's: the pretrained encoder's embeddings
     start = time.perf_counter()
     d = torch.load(cache, weights_only=True)
     accuracy = best_logreg(d["train"].numpy(), d["train_y"].numpy(), d["val"].numpy(), d["val_y"].numpy())
@@ -86,7 +87,8 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 unless the recipe beats every baseline")
     args = parser.parse_args()
 
-    from modelzoo.adapters.text_classification import load_text_data
+    from zoo_text.textdata import load_text_data
+
     from modelzoo.recipe import load_recipe
 
     with tempfile.TemporaryDirectory() as tmp:

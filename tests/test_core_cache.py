@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import GOOD_BUILDER, GOOD_PLUGIN, touch_later
 
 from modelzoo import catalog as catalog_mod
+from modelzoo.testing import GOOD_BUILDER, GOOD_PLUGIN, touch_later
 
 EXTRA = GOOD_PLUGIN.replace("zt_goodnet", "zt_extranet")
 GOOD_V2 = GOOD_PLUGIN.replace(

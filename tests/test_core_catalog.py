@@ -10,14 +10,21 @@ import modelzoo
 from modelzoo.errors import ZooError
 
 
-def test_lists_over_a_thousand_backbones_and_the_core_heads(real_catalog):
+def test_lists_over_a_thousand_backbones_and_the_first_party_heads_and_tasks(real_catalog):
     backbones = modelzoo.list_models(kind="backbone")
     assert len(backbones) >= 1000
     plugins = {s.plugin for s in real_catalog.filter(kind="backbone")}
     assert {"timm", "torchvision"} <= plugins
     assert {"linear", "mlp"} <= set(modelzoo.list_models(kind="head"))
     for name in ("linear", "mlp"):
-        assert modelzoo.get(name, kind="head").plugin == "core"
+        assert modelzoo.get(name, kind="head").plugin == "classification"
+    tasks = real_catalog.filter(kind="task")
+    assert {(t.name, t.plugin) for t in tasks} == {
+        ("image-classification", "classification"),
+        ("object-detection", "detection"),
+        ("text-classification", "text"),
+    }
+    assert not [s for s in real_catalog.specs if s.plugin == "core" and s.kind != "recipe"], "the core provides no task"
 
 
 def test_include_wildcard(real_catalog):
@@ -122,7 +129,7 @@ def test_pretrained_filter(real_catalog):
 
 def test_display_order_is_kind_then_natural_name(real_catalog):
     kinds = [s.kind for s in real_catalog.specs]
-    order = ["backbone", "head", "dataset", "recipe"]
+    order = ["backbone", "head", "dataset", "recipe", "task"]
     assert kinds == sorted(kinds, key=order.index)
     names = modelzoo.list_models("resnet*", kind="backbone", plugin="timm")
     assert names.index("resnet18") < names.index("resnet101")

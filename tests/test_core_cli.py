@@ -7,9 +7,10 @@ import re
 import subprocess
 import sys
 
-from conftest import zoo_subprocess
+import pytest
 
 from modelzoo.cli import main
+from modelzoo.testing import zoo_subprocess
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -127,18 +128,34 @@ def test_info_did_you_mean_subprocess(warm_cli_env):
     assert re.match(r"error: unknown \w+ 'resnt18'; did you mean: resnet18", lines[0])
 
 
-def test_warm_list_needs_no_torch(warm_cli_env):
-    # a warm `zoo list` reads the cached catalog without importing torch, timm or torchvision
+HEAVY = ("torch", "timm", "torchvision", "transformers", "zoo_classification", "zoo_text", "zoo_detection")
+
+
+@pytest.mark.parametrize(("args", "least"), [(["list", "--names"], 1000), (["list", "--kind", "task"], 4)])
+def test_warm_list_needs_no_torch(warm_cli_env, args, least):
+    # a warm `zoo list` reads the cached catalog without importing torch or any task's code
     code = (
         "import sys\n"
         "from modelzoo.cli import main\n"
-        "assert main(['list', '--names']) == 0\n"
-        "print('IMPORTED', [m for m in ('torch', 'timm', 'torchvision') if m in sys.modules], file=sys.stderr)\n"
+        f"assert main({args!r}) == 0\n"
+        f"print('IMPORTED', [m for m in {HEAVY!r} if m in sys.modules], file=sys.stderr)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], env=warm_cli_env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert len(proc.stdout.splitlines()) >= 1000
+    assert len(proc.stdout.splitlines()) >= least
     assert "IMPORTED []" in proc.stderr
+
+
+def test_list_tasks_shows_their_metric_and_short_name(real_catalog, capsys):
+    code, out, err = run(capsys, "list", "--kind", "task")
+    assert code == 0
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[1:]}
+    assert rows["image-classification"][1:5] == ["task", "classification", "metric", "accuracy"]
+    assert rows["object-detection"][1:5] == ["task", "detection", "metric", "map"]
+    assert err.strip().splitlines()[0] == "3 tasks"
+    code, out, _ = run(capsys, "info", "detection")  # a task alias names the task
+    assert code == 0 and out.startswith("detection:object-detection  (task; plugin detection)")
+    assert "metric:      map (higher is better)" in out and "predict:     --score-threshold FLOAT" in out
 
 
 def test_plugins_reports_versions_and_collisions(full_catalog, capsys):

@@ -14,9 +14,9 @@ import sys
 import tomllib
 
 import pytest
-from conftest import clean_env, zoo_subprocess
 
 from modelzoo.cli import main
+from modelzoo.testing import clean_env, zoo_subprocess
 
 
 def test_plugins_new_writes_a_skeleton(tmp_path, capsys):
@@ -41,6 +41,32 @@ def test_plugins_new_writes_a_skeleton(tmp_path, capsys):
     plugin_src = (root / "src/zoo_myplugin/plugin.py").read_text()
     assert "@hookimpl" in plugin_src and 'builder="zoo_myplugin.models:build_tiny"' in plugin_src
     assert "import torch" not in plugin_src  # listing must not need torch
+
+
+def test_plugins_new_task_writes_a_task_plugin(tmp_path, capsys):
+    """The task skeleton is a whole task (tests/test_core_task_plugin.py runs it through its lifecycle)."""
+    assert main(["plugins", "new", "zoo-ages", "--task", "image-regression", "--dir", str(tmp_path)]) == 0
+    root = tmp_path / "zoo-ages"
+    assert f"wrote task plugin skeleton (image-regression) {root}" in capsys.readouterr()[0]
+    files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    assert files == [
+        "README.md",
+        "pyproject.toml",
+        "src/zoo_ages/__init__.py",
+        "src/zoo_ages/models.py",
+        "src/zoo_ages/plugin.py",
+        "src/zoo_ages/task.py",
+        "tests/test_ages.py",
+    ]
+    for path in root.rglob("*.py"):
+        ast.parse(path.read_text(), filename=str(path))
+    plugin_src = (root / "src/zoo_ages/plugin.py").read_text()
+    assert 'kind="task"' in plugin_src and 'builder="zoo_ages.task:ImageRegression"' in plugin_src
+    assert "import torch" not in plugin_src
+    assert "class ImageRegression(Task):" in (root / "src/zoo_ages/task.py").read_text()
+    assert main(["plugins", "new", "zoo-other", "--task", "Bad Task", "--dir", str(tmp_path)]) == 2
+    assert capsys.readouterr()[1].startswith("error: task name 'Bad Task' must be lowercase")
+    assert not (tmp_path / "zoo-other").exists()
 
 
 @pytest.mark.parametrize("name", ["Zoo_Bad", "zoo myplugin", "zoo_x", "1zoo", "zoo.x"])
@@ -115,7 +141,7 @@ def test_plugins_install_list_uninstall(tmp_path):
         assert proc.stdout.splitlines()[1].split() == [
             f"{plugin}_tiny",
             "backbone",
-            "classification",
+            "image-classification",  # MODELZOO_PLUGINS leaves the task plugin out: the bare task name
             "pooled",
             "-",
             plugin,

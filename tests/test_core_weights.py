@@ -20,7 +20,7 @@ MOBILENET = "torchvision:mobilenet_v2.imagenet1k_v1"
 
 
 def package_file(source: str) -> Path:
-    return weights._pkg_path(source)
+    return weights.package_path(source)
 
 
 # -- real weights ------------------------------------------------------------------------------
@@ -247,7 +247,7 @@ def test_assemble_random_init(real_catalog, head):
     assert model.config["backbone"]["name"] == "timm:tf_efficientnet_lite0"
     assert model.config["backbone"]["output"] == "pooled"
     assert model.config["backbone"]["pretrained"] is None
-    assert model.config["head"]["name"] == f"core:{head}"
+    assert model.config["head"]["name"] == f"classification:{head}"
 
 
 def test_assemble_labels_must_match(real_catalog):

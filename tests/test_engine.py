@@ -145,13 +145,13 @@ def test_layer_decay_scales_learning_rates(trainer):
 
 
 def test_feature_cache_equals_recomputed_features(trainer):
-    loader = trainer.loader(trainer.adapter.dataset("val"), shuffle=False)
-    feats, ys = compute_features(trainer.model, loader, trainer.adapter)
+    loader = trainer.loader(trainer.task.dataset("val"), shuffle=False)
+    feats, ys = compute_features(trainer.model, loader, trainer.task)
     trainer.model.eval()
     with torch.no_grad():
         direct = torch.cat([trainer.model.backbone(x) for x, _ in loader])
     torch.testing.assert_close(feats, direct)
-    assert ys.tolist() == trainer.adapter.data.val.targets
+    assert ys.tolist() == trainer.task.loaded.val.targets
 
 
 def test_finetune_writes_complete_run_folder_and_learns(folder, tmp_path):
@@ -229,7 +229,9 @@ def test_resume_after_kill_9_matches_uninterrupted_run(folder, tmp_path):
 
     run_dir = tmp_path / "killed"
     cmd = [sys.executable, "-m", "modelzoo", "finetune", str(recipe), "--out", str(run_dir), "--quiet"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # a checkpoint after every epoch, however fast, so the kill lands between two of them
+    env = {**os.environ, "MODELZOO_CHECKPOINT_SECONDS": "0"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.time() + 120
     ckpt = run_dir / "checkpoint" / "last.pt"
     # kill -9 once the fine-tune stage is under way (after the 4th checkpoint: stage 1 epoch 1 running)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from hubserver import READ_TOKEN, TEST_TOKEN, HubServer
+from modelzoo.testing import hub_env as _hub_env
+from modelzoo.testing.hubserver import READ_TOKEN, TEST_TOKEN, HubServer
 
 torch = pytest.importorskip("torch")
 from safetensors.torch import save_file  # noqa: E402
@@ -91,7 +91,7 @@ def runs(tmp_path_factory):
     """Two runs of one tiny model (v2: different head weights, no confusion plot) + reference outputs."""
     root = tmp_path_factory.mktemp("runs")
     torch.manual_seed(0)
-    model = modelzoo.assemble(ARCH, "core:linear", num_classes=3, labels=LABELS, pretrained=False).eval()
+    model = modelzoo.assemble(ARCH, "classification:linear", num_classes=3, labels=LABELS, pretrained=False).eval()
     x = sample_input()
     with torch.no_grad():
         ref1 = model(x)
@@ -111,17 +111,7 @@ def server():
 
 
 def hub_env(server: HubServer | str, home: Path, token: str | None = TEST_TOKEN, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_", "ZOO_LOCK"))}
-    env.update(
-        HF_ENDPOINT=server if isinstance(server, str) else server.url,
-        HF_HOME=str(home),
-        HF_HUB_DISABLE_TELEMETRY="1",
-        HF_HUB_DISABLE_PROGRESS_BARS="1",
-    )
-    if token:
-        env["HF_TOKEN"] = token
-    env.update(extra)
-    return env
+    return _hub_env(server, home, token=token or "", **extra)
 
 
 def zoo(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -258,7 +248,7 @@ def test_card_is_honest_about_license_and_base_model():
     config = {
         "task": "image-classification",
         "backbone": {"name": ARCH},
-        "head": {"name": "core:linear"},
+        "head": {"name": "classification:linear"},
         "num_classes": 3,
     }
     pkg = {"tag": "x.pkg", "source": "pkg:some-dist/w.pth", "sha256": None, "license": "mit"}
@@ -498,7 +488,7 @@ def test_list_hub_and_private_repos(server, runs, pushed, tmp_path):
 def test_python_api_push_model_and_load_hf_hub(server, tmp_path):
     script = (
         "import torch, modelzoo\n"
-        f"model = modelzoo.assemble({ARCH!r}, 'core:linear', num_classes=3, labels={LABELS!r}, pretrained=False).eval()\n"
+        f"model = modelzoo.assemble({ARCH!r}, 'classification:linear', num_classes=3, labels={LABELS!r}, pretrained=False).eval()\n"
         "url, sha = modelzoo.hub.push(model, 'org/api', license='cc-by-4.0')\n"
         "x = torch.linspace(-1, 1, 2 * 3 * 64 * 64).reshape(2, 3, 64, 64)\n"
         "with torch.no_grad():\n"

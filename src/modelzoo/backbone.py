@@ -7,12 +7,15 @@ A backbone is an ``nn.Module`` that emits one declared kind of output (DESIGN pr
 * ``sequence`` -> ``(Tensor[B, T, C], mask[B, T])``
 
 It also exposes its preprocessing (``pretrained_cfg``) and ordered ``layer_groups()`` so a generic
-engine can freeze, unfreeze and decay learning rates without knowing the model family.
+engine can freeze, unfreeze and decay learning rates without knowing the model family, and declares
+what it needs to be saved and rebuilt: ``config_options`` (recorded in ``config.json``) and the data
+files it writes beside the weights (``save_files`` / ``load_files``, e.g. a vocabulary).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -62,6 +65,21 @@ class Backbone(nn.Module):
         the family's own grouping (timm's ``group_matcher``) where one exists.
         """
         return default_layer_groups(self.model, prefix="model.")
+
+    @property
+    def config_options(self) -> dict[str, Any]:
+        """Builder options that rebuild this architecture without its pretrained source (recorded in
+        ``config.json``; e.g. a text encoder's own config). Default: none needed."""
+        return {}
+
+    def save_files(self, folder: Path) -> list[str]:
+        """Write the data files this backbone needs beside ``model.safetensors`` (a vocabulary...) and
+        return their names: they are recorded in ``config.json`` and travel with pushes and pulls.
+        Plain data only (JSON, text, safetensors); never pickles or code. Default: none."""
+        return []
+
+    def load_files(self, folder: Path) -> None:
+        """Read back what :meth:`save_files` wrote, when a saved model is loaded. Default: nothing."""
 
 
 def default_layer_groups(model: nn.Module, prefix: str = "") -> list[tuple[str, list[str]]]:

@@ -1,5 +1,8 @@
-"""The core's built-in plugin: generic classification heads, loaded through the same entry-point
-path as any third-party plugin (``core = "modelzoo.builtin"``)."""
+"""The core's built-in plugin: the zoo's recipes (``zoo/*.toml``, shipped as package data), loaded
+through the same entry-point path as any third-party plugin (``core = "modelzoo.builtin"``).
+
+It provides no backbone, head, dataset or task: those come from plugins, first-party ones included.
+"""
 
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ def _recipes() -> list[Spec]:
             Spec(
                 name=data.get("name", f.name[: -len(".toml")]),
                 kind="recipe",
-                tasks=[data.get("task", "image-classification")],
+                tasks=[data["task"]] if isinstance(data.get("task"), str) else [],
                 description=data.get("description", ""),
                 meta={
                     "backbone": model.get("backbone"),
@@ -49,33 +52,4 @@ def _recipes() -> list[Spec]:
 
 @hookimpl
 def modelzoo_specs() -> list[Spec]:
-    return [
-        *_recipes(),
-        Spec(
-            name="fashion-mnist",
-            kind="dataset",
-            tasks=["image-classification"],
-            builder="modelzoo.datasets:fashion_mnist",
-            license="mit",
-            description="Zalando Fashion-MNIST: 60k/10k 28x28 grey images, 10 classes (Debian dataset-fashion-mnist, else downloaded)",
-            meta={"num_classes": 10, "hub_id": "zalando-datasets/fashion_mnist", "license": "mit"},
-        ),
-        Spec(
-            name="linear",
-            kind="head",
-            tasks=["image-classification", "text-classification"],
-            consumes=["pooled"],
-            builder="modelzoo.heads:build_linear",
-            options={"dropout": 0.0},
-            description="Dropout + linear classifier on pooled features",
-        ),
-        Spec(
-            name="mlp",
-            kind="head",
-            tasks=["image-classification", "text-classification"],
-            consumes=["pooled"],
-            builder="modelzoo.heads:build_mlp",
-            options={"hidden": 512, "dropout": 0.1},
-            description="Linear-GELU-Dropout-Linear classifier on pooled features",
-        ),
-    ]
+    return _recipes()

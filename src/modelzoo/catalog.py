@@ -21,7 +21,6 @@ from pathlib import Path
 from .errors import ZooError, did_you_mean
 from .plugins import PluginInfo, allowed_names
 from .specs import Spec, validate_spec
-from .tasks import normalize_task
 
 CACHE_FORMAT = 1
 
@@ -39,6 +38,17 @@ class Catalog:
         self._by_name: dict[str, list[Spec]] = {}
         for spec in self.specs:
             self._by_name.setdefault(spec.name.lower(), []).append(spec)
+        # tasks are catalog entries too: their names and aliases map to the canonical task name,
+        # and every other entry's `tasks` are written canonically (a head may say "classification")
+        self._task_names: dict[str, str] = {}
+        for spec in self.specs:
+            if spec.kind == "task":
+                for alias in [spec.name, *spec.meta.get("aliases", [])]:
+                    self._task_names.setdefault(alias.lower(), spec.name)
+        if self._task_names:
+            for spec in self.specs:
+                if spec.kind != "task" and spec.tasks:
+                    spec.tasks = sorted({self._task_names.get(t.lower(), t) for t in spec.tasks})
         self.collisions = {
             group[0].name: sorted(s.qualified_name for s in group)
             for group in self._by_name.values()
@@ -54,10 +64,12 @@ class Catalog:
         """
         plugin, _, bare = name.rpartition(":") if ":" in name else ("", "", name)
         tag = None
-        candidates = self._lookup(plugin, bare, kind)
+        if kind == "task" and bare.lower() in self._task_names:  # an alias names its task
+            bare = self._task_names[bare.lower()]
+        candidates = self.lookup(plugin, bare, kind)
         if not candidates and "." in bare:
             arch, _, tag = bare.partition(".")
-            candidates = self._lookup(plugin, arch, kind)
+            candidates = self.lookup(plugin, arch, kind)
         if not candidates:
             pool = list(dict.fromkeys(s.name for s in self.specs if kind is None or s.kind == kind))
             what = kind or "model"
@@ -74,7 +86,28 @@ class Catalog:
     def get(self, name: str, kind: str | None = None) -> Spec:
         return self.resolve(name, kind)[0]
 
-    def _lookup(self, plugin: str, name: str, kind: str | None) -> list[Spec]:
+    # -- tasks ------------------------------------------------------------------------------------
+    def task(self, name: str) -> Spec:
+        """The task spec for a task name or alias (an alias -> the canonical task name), did-you-mean on a miss."""
+        plugin, _, bare = name.strip().rpartition(":")
+        canonical = self._task_names.get(bare.lower())
+        if canonical is None:
+            known = sorted(self._task_names)
+            if not known:
+                raise ZooError(
+                    f"unknown task {name!r}: no task plugin is installed (zoo plugins install zoo-classification)"
+                )
+            tasks = ", ".join(s.name for s in self.specs if s.kind == "task")
+            raise ZooError(f"unknown task {name!r}{did_you_mean(bare.lower(), known)} (tasks: {tasks})")
+        return self.resolve(f"{plugin}:{canonical}" if plugin else canonical, kind="task")[0]
+
+    def task_label(self, name: str) -> str:
+        """The short name ``zoo list`` shows for a task (its first alias), or the name itself."""
+        found = self.lookup("", name, "task")
+        aliases = found[0].meta.get("aliases") if found else None
+        return aliases[0] if aliases else name
+
+    def lookup(self, plugin: str, name: str, kind: str | None) -> list[Spec]:
         found = self._by_name.get(name.lower(), [])
         return [s for s in found if (not plugin or s.plugin == plugin) and (kind is None or s.kind == kind)]
 
@@ -92,7 +125,7 @@ class Catalog:
         """timm-style wildcard include/exclude plus attribute filters; sorted by kind then name."""
         inc = [include] if isinstance(include, str) else list(include or [])
         exc = [exclude] if isinstance(exclude, str) else list(exclude or [])
-        task = normalize_task(task) if task else None
+        task = self.task(task).name if task else None
         out = []
         for spec in self.specs:
             if kind and spec.kind != kind:
@@ -114,7 +147,7 @@ class Catalog:
         return out  # self.specs is kept in display order
 
 
-_KIND_ORDER = {"backbone": 0, "head": 1, "dataset": 2, "recipe": 3}
+_KIND_ORDER = {"backbone": 0, "head": 1, "dataset": 2, "recipe": 3, "task": 4}
 
 
 def _match(name: str, pattern: str) -> bool:
@@ -279,3 +312,21 @@ def reset() -> None:
     """Forget the in-process catalog (after installing or removing a plugin)."""
     global _CATALOG
     _CATALOG = None
+
+
+def list_models(
+    include: str | list[str] | None = None,
+    exclude: str | list[str] | None = None,
+    kind: str | None = None,
+    task: str | None = None,
+    plugin: str | None = None,
+    license: str | None = None,
+    pretrained: bool = False,
+) -> list[str]:
+    """Names of catalog entries matching the filters (wildcards like timm's ``list_models``)."""
+    return [s.name for s in catalog().filter(include, exclude, kind, task, plugin, license, pretrained)]
+
+
+def get(name: str, kind: str | None = None) -> Spec:
+    """The spec for ``name`` (``arch``, ``arch.tag`` or ``plugin:name``); did-you-mean on a miss."""
+    return catalog().get(name, kind)

@@ -1,7 +1,8 @@
 """Checkpoints written in the background, so an epoch never waits for the disk.
 
-Saving model + optimizer state every epoch (atomically, fsync'd) is what makes ``--resume`` after
-``kill -9`` exact, but on a fast epoch it costs a few percent of the run. The state is snapshotted
+Saving model + optimizer state after an epoch (atomically, fsync'd) is what makes ``--resume`` after
+``kill -9`` exact, but it costs time: the engine checkpoints every epoch that ends at least
+``CHECKPOINT_SECONDS`` after the previous checkpoint, and the last epoch of every stage. The state is snapshotted
 (copied to CPU) on the training thread at the end of the epoch, then serialised and synced by one
 writer thread while the next epoch trains. At most one write is in flight; the next snapshot, the end
 of the run, or an error waits for it. Files that must stay consistent with the checkpoint (the

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from .errors import ZooError
 
-SHORT_TASK = {"image-classification": "classification", "object-detection": "detection", "text-classification": "text"}
+KIND_CHOICES = ["backbone", "head", "dataset", "recipe", "task"]
 
 
 def _table(rows: list[list[str]], headers: list[str]) -> str:
@@ -41,7 +41,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
         return list_hub(args)
 
-    specs = catalog(refresh=args.refresh).filter(
+    cat = catalog(refresh=args.refresh)
+    specs = cat.filter(
         include=args.patterns or None,
         exclude=args.exclude or None,
         kind=args.kind,
@@ -60,6 +61,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = []
     for s in specs:
         io = ",".join(s.outputs) if s.kind == "backbone" else ",".join(s.consumes)
+        if s.kind == "task":
+            io = f"metric {s.meta.get('metric', '-')}"
         tags = s.pretrained
         if not tags:
             pre = "-"
@@ -68,7 +71,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         else:
             pre = f"{(s.default_tag or tags[0].tag)} +{len(tags) - 1}"
         licenses = sorted({t.license for t in tags if t.license} | ({s.license} if s.license else set()))
-        tasks = ",".join(SHORT_TASK.get(t, t) for t in s.tasks)
+        tasks = ",".join(cat.task_label(t) for t in s.tasks) if s.kind != "task" else cat.task_label(s.name)
         rows.append([s.name, s.kind, tasks, io or "-", pre, s.plugin, ",".join(licenses) or "-"])
     if rows:
         _out(_table(rows, ["NAME", "KIND", "TASKS", "IO", "PRETRAINED", "PLUGIN", "LICENSE"]))
@@ -77,7 +80,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         counts[s.kind] = counts.get(s.kind, 0) + 1
     summary = ", ".join(f"{n} {k}{'s' if n != 1 else ''}" for k, n in counts.items()) or "nothing matched"
     print(summary, file=sys.stderr)
-    failed = [p for p in catalog().plugins.values() if p.status in ("failed", "degraded")]
+    failed = [p for p in cat.plugins.values() if p.status in ("failed", "degraded")]
     if failed:
         names = ", ".join(p.name for p in failed)
         print(f"warning: plugin(s) {names} failed to load; see `zoo plugins`", file=sys.stderr)
@@ -89,7 +92,8 @@ def _describe(spec) -> str:
     lines = [f"{spec.qualified_name}  ({spec.kind}; plugin {spec.plugin})"]
     if spec.description:
         lines.append(f"  {spec.description}")
-    lines.append(f"  tasks:       {', '.join(spec.tasks) or '-'}")
+    if spec.kind != "task":
+        lines.append(f"  tasks:       {', '.join(spec.tasks) or '-'}")
     if spec.kind == "backbone":
         lines.append(f"  outputs:     {', '.join(spec.outputs)}")
         lines.append(f"  features:    {spec.num_features or 'known once built'} (pooled)")
@@ -98,6 +102,20 @@ def _describe(spec) -> str:
             lines.append(f"  pyramid:     {levels} (channels@/stride)")
     if spec.consumes:
         lines.append(f"  consumes:    {', '.join(spec.consumes)}")
+    if spec.kind == "task":
+        meta = spec.meta
+        better = "higher" if meta.get("higher_is_better", True) else "lower"
+        lines.append(f"  metric:      {meta.get('metric')} ({better} is better)")
+        if meta.get("aliases"):
+            lines.append(f"  aliases:     {', '.join(meta['aliases'])}")
+        if meta.get("pipeline_tag"):
+            lines.append(f"  hub tag:     {meta['pipeline_tag']}")
+        if meta.get("inputs"):
+            lines.append(f"  inputs:      {meta['inputs']}")
+        for opt in meta.get("predict_options", []):
+            flag = "--" + opt["name"].replace("_", "-")
+            default = f" (default {opt['default']})" if "default" in opt else ""
+            lines.append(f"  predict:     {flag} {opt.get('type', 'str').upper()}  {opt.get('help', '')}{default}")
     if spec.num_params:
         lines.append(f"  params:      {spec.num_params / 1e6:.2f}M")
     if spec.builder:
@@ -106,7 +124,10 @@ def _describe(spec) -> str:
         lines.append(f"  options:     {json.dumps(spec.options)}")
     if spec.license:
         lines.append(f"  license:     {spec.license}")
+    shown = {"metric", "higher_is_better", "aliases", "pipeline_tag", "inputs", "predict_options"}
     for key, value in spec.meta.items():
+        if spec.kind == "task" and key in shown:
+            continue
         lines.append(f"  {key + ':':<12} {value if not isinstance(value, (dict, list)) else json.dumps(value)}")
     if spec.pretrained:
         lines.append(
@@ -136,11 +157,14 @@ def cmd_info(args: argparse.Namespace) -> int:
     cat = catalog()
     try:
         specs = [cat.get(args.name)]
-    except ZooError:
+    except ZooError as exc:
         plugin, _, bare = args.name.rpartition(":")
-        specs = cat._lookup(plugin, bare, None)
+        specs = cat.lookup(plugin, bare, None)
         if len(specs) < 2:
-            raise
+            try:  # a task alias (a short name the task declares)
+                specs = [cat.task(args.name)]
+            except ZooError:
+                raise exc from None
     if args.json:
         _out(json.dumps([s.to_dict() for s in specs] if len(specs) > 1 else specs[0].to_dict(), indent=2))
     else:
@@ -225,14 +249,17 @@ def cmd_plugins_uninstall(args: argparse.Namespace) -> int:
 def cmd_plugins_new(args: argparse.Namespace) -> int:
     from .scaffold import new_plugin
 
-    path = new_plugin(args.name, args.dir)
-    _out(f"wrote plugin skeleton {path}\n  install it:  zoo plugins install -e {path}\n  test it:     pytest {path}")
+    path = new_plugin(args.name, args.dir, task=args.task)
+    what = f"task plugin skeleton ({args.task})" if args.task else "plugin skeleton"
+    _out(f"wrote {what} {path}\n  install it:  zoo plugins install -e {path}\n  test it:     pytest {path}")
     return 0
 
 
 # -- zoo registry -----------------------------------------------------------------------------
 def cmd_registry(args: argparse.Namespace) -> int:
-    from .registry_file import build_registry, check_registry, write_registry
+    from pathlib import Path
+
+    from .registry_file import build_registry, check_registry, registry_plugins, write_registry
 
     if args.check:
         stale = check_registry(args.output)
@@ -240,25 +267,24 @@ def cmd_registry(args: argparse.Namespace) -> int:
             raise ZooError(f"{args.output} is stale ({stale}); run: zoo registry build")
         _out(f"{args.output} is up to date")
         return 0
-    data = build_registry()
+    data = build_registry(registry_plugins(Path(args.output).absolute().parent))
     write_registry(data, args.output)
     _out(f"wrote {args.output}: {len(data['entries'])} entries from plugins {', '.join(data['plugins'])}")
     return 0
 
 
 # -- parser -----------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``zoo`` parser; ``command`` (the one being run) lets ``predict`` add its tasks' options."""
     parser = argparse.ArgumentParser(prog="zoo", description="modelzoo: plugin model zoo and fine-tune engine")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("list", help="list backbones, heads, datasets and recipes")
-    p.add_argument("patterns", nargs="*", help="wildcards on names or arch.tag, e.g. 'resnet*' '*.in1k'")
+    p = sub.add_parser("list", help="list backbones, heads, datasets, recipes and tasks")
+    p.add_argument("patterns", nargs="*", help="wildcards on names or arch.tag, e.g. 'efficientnet*' '*.in1k'")
     p.add_argument("--exclude", action="append", help="wildcard to leave out (repeatable)")
-    p.add_argument("--kind", choices=["backbone", "head", "dataset", "recipe"])
-    p.add_argument(
-        "--task", help="image-classification|object-detection|text-classification (or classification|detection|text)"
-    )
+    p.add_argument("--kind", choices=KIND_CHOICES)
+    p.add_argument("--task", help="only entries for this task (a name or alias from zoo list --kind task)")
     p.add_argument("--plugin", help="only entries from this plugin")
     p.add_argument("--license", help="only entries with this license (wildcards allowed)")
     p.add_argument("--pretrained", action="store_true", help="only entries with pretrained weights")
@@ -289,8 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
     q = psub.add_parser("uninstall", help="pip uninstall plugin distributions")
     q.add_argument("dists", nargs="+")
     q.set_defaults(func=cmd_plugins_uninstall)
-    q = psub.add_parser("new", help="write a working plugin skeleton")
+    q = psub.add_parser("new", help="write a working plugin skeleton (a backbone, or with --task a whole task)")
     q.add_argument("name", help="distribution name, e.g. zoo-myplugin")
+    q.add_argument("--task", metavar="TASK", help="write a task plugin for the new task TASK (e.g. image-regression)")
     q.add_argument("--dir", default=".", help="parent directory (default: .)")
     q.set_defaults(func=cmd_plugins_new)
 
@@ -303,13 +330,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     from . import cli_engine, cli_hub
 
-    cli_engine.add_commands(sub)
+    cli_engine.add_commands(sub, with_task_options=command == "predict")
     cli_hub.add_commands(sub)
     return parser
 
 
+def _command(argv: Sequence[str]) -> str | None:
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser = build_parser(_command(argv))
+    except ZooError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     args = parser.parse_args(argv)
     if args.version:
         from . import __version__

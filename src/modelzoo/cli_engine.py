@@ -1,10 +1,18 @@
-"""CLI commands of the fine-tune engine: finetune, eval, predict."""
+"""CLI commands of the fine-tune engine: finetune, eval, predict.
+
+None of them knows a task: printing results, evaluation reports and predict options all come from
+the model's task plugin (``zoo list --kind task``). A task's ``zoo predict`` flags are plain data in
+its spec (``meta["predict_options"]``), so they are added to the parser without importing anything.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from typing import Any
+
+from .errors import ZooError
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
@@ -20,128 +28,145 @@ def cmd_finetune(args: argparse.Namespace) -> int:
             )
         )
     else:
-        from .adapters import adapter_class
-
         m = run.metrics
-        metric = adapter_class(run.model.task).metric
+        value = m.get(run.metric)
+        shown = f"{value:.4f}" if isinstance(value, (int, float)) else "-"
         print(
-            f"run {run.path}: {metric} {m[metric]:.4f}, loss {m['loss']:.4f}"
-            f" on {run.model.config['dataset']['num_val']} validation examples"
+            f"run {run.path}: {run.metric} {shown}, loss {m.get('loss', float('nan')):.4f}"
+            f" on {run.model.config['dataset'].get('num_val', '?')} validation examples"
         )
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    """Evaluate a run on its recipe's validation split, or on ``--data DIR`` (an ImageFolder)."""
+    """Evaluate a run on its recipe's validation split, or on ``--data PATH`` in the task's formats."""
     from pathlib import Path
 
-    from .adapters import adapter_class
-    from .engine import pick_device
-    from .errors import ZooError
-    from .model import load
-    from .recipe import load_recipe
+    from torch.utils.data import DataLoader
 
+    from .engine import pick_device
+    from .loading import load
+    from .recipe import ModelCfg, Recipe, StageCfg, load_recipe
+    from .tasks import create_task, task_class
+
+    if args.batch_size <= 0:
+        raise ZooError("--batch-size must be a positive whole number")
     model = load(args.run)
     device = pick_device(args.device)
     model.to(device)
     recipe_path = Path(str(args.run)) / "recipe.toml"
     if recipe_path.is_file():
         recipe = load_recipe(recipe_path)
-    elif args.data:
-        from .recipe import validate
-
-        recipe = validate(
-            {
-                "task": model.task,
-                "model": {"backbone": "-"},
-                "data": {"path": str(args.data)},
-                "stages": [{"train": "head"}],
-            }
+    elif args.data:  # a pulled model has no recipe: the task's data defaults, and the data given
+        _, cls = task_class(model.task)
+        recipe = Recipe(
+            name="eval",
+            task=model.task,
+            model=ModelCfg(backbone=model.config["backbone"]["name"], head=model.config["head"]["name"]),
+            data=cls.Data(),
+            stages=[StageCfg(name="eval")],
         )
     else:
         raise ZooError(f"{args.run} has no recipe.toml; pass --data PATH to evaluate on")
     recipe.data.batch_size = args.batch_size
-    adapter = adapter_class(model.task)(recipe, device, None)
+    task = create_task(model.task, recipe, device)
     if args.data:
-        adapter.load_eval_data(args.data)
+        task.load_eval_data(args.data, model)
     else:
-        adapter.load_data()
-    if adapter.labels != model.labels:
-        raise ZooError(f"the data's classes {adapter.labels} do not match the model's labels {model.labels}")
-    adapter.prepare(model)
-    from torch.utils.data import DataLoader
-
-    loader = DataLoader(adapter.dataset("val"), batch_size=args.batch_size, collate_fn=adapter.collate)
-    result = adapter.evaluate(model, loader, final=True)
+        task.load_data()
+    if task.labels != model.labels:
+        raise ZooError(f"the data's classes {task.labels} do not match the model's labels {model.labels}")
+    task.prepare(model)
+    dataset = task.dataset("val")
+    loader = DataLoader(dataset, batch_size=args.batch_size, collate_fn=task.collate)
+    result = task.evaluate(model, loader, final=True)
     if args.json:
         print(json.dumps(result))
         return 0
-    print(
-        "  ".join(f"{k} {v:.4f}" for k, v in result.items() if isinstance(v, float))
-        + f"  ({len(loader.dataset)} examples)"
-    )
-    if "per_class" in result:
-        width = max(len(lbl) for lbl in model.labels)
-        print(f"{'class'.ljust(width)}  precision  recall  support")
-        for label, row in zip(model.labels, result["per_class"]):
-            print(f"{label.ljust(width)}  {row['precision']:9.4f}  {row['recall']:6.4f}  {row['support']:7d}")
-    if "confusion_matrix" in result:
-        print("confusion matrix (rows: true, columns: predicted):")
-        for label, row in zip(model.labels, result["confusion_matrix"]):
-            print(f"{label.ljust(width)}  " + " ".join(f"{v:4d}" for v in row))
-    if result.get("per_class_ap"):
-        width = max(len(row["label"]) for row in result["per_class_ap"])
-        print(f"{'class'.ljust(width)}       AP  AP@.5  objects")
-        for row in result["per_class_ap"]:
-            ap, ap50 = (f"{v:.4f}" if v is not None else "   -  " for v in (row["ap"], row["ap_50"]))
-            print(f"{row['label'].ljust(width)}  {ap:>7}  {ap50:>5}  {row['num_objects']:7d}")
+    print(task.report(result, examples=len(dataset)))
     return 0
+
+
+def predict_option_flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _cast(kind: str):
+    return {"int": int, "float": float, "str": str, "path": str}[kind]
+
+
+def add_task_predict_options(parser: argparse.ArgumentParser) -> None:
+    """The ``zoo predict`` flags the installed tasks declare (plain data from the catalog, no import)."""
+    from .catalog import catalog
+
+    seen: dict[str, list[str]] = {}
+    options: dict[str, dict[str, Any]] = {}
+    for spec in catalog().filter(kind="task"):
+        for opt in spec.meta.get("predict_options", []):
+            seen.setdefault(opt["name"], []).append(spec.name)
+            options.setdefault(opt["name"], opt)
+    if not options:
+        return
+    group = parser.add_argument_group("task options (each applies to the tasks named)")
+    for name, opt in sorted(options.items()):
+        kind = opt.get("type", "str")
+        help_text = f"{opt.get('help', '')} [{', '.join(seen[name])}]".strip()
+        if "default" in opt:
+            help_text += f" (default {opt['default']})"
+        if kind == "bool":
+            group.add_argument(
+                predict_option_flag(name), dest=f"task_{name}", action="store_true", default=None, help=help_text
+            )
+        else:
+            group.add_argument(
+                predict_option_flag(name),
+                dest=f"task_{name}",
+                type=_cast(kind),
+                default=None,
+                metavar=kind.upper(),
+                help=help_text,
+            )
+
+
+def _task_options(args: argparse.Namespace, task_spec) -> dict[str, Any]:
+    """The model's task options: those given on the command line (checked to be the task's), else the
+    defaults its spec declares (the spec is the one source of a default)."""
+    given = {k[len("task_") :]: v for k, v in vars(args).items() if k.startswith("task_") and v is not None}
+    declared = {o["name"]: o for o in task_spec.meta.get("predict_options", [])}
+    foreign = [n for n in given if n not in declared]
+    if foreign:
+        valid = ", ".join(predict_option_flag(n) for n in declared) or "none"
+        raise ZooError(
+            f"{predict_option_flag(foreign[0])} is not an option of {task_spec.name} models (options: {valid})"
+        )
+    defaults = {name: opt["default"] for name, opt in declared.items() if "default" in opt}
+    return {**defaults, **given}
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .model import load
+    from .catalog import catalog
+    from .loading import load
+    from .tasks import create_task
 
     model = load(args.model)
-    if model.task == "object-detection":
-        return _predict_detection(model, args)
-    if model.task == "text-classification" and args.inputs == ["-"]:  # one text per line from stdin
-        args.inputs = [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    results = model.predict(args.inputs, top_k=args.top_k)
+    spec = catalog().task(model.task)
+    options = _task_options(args, spec)
+    inputs = list(args.inputs)
+    if inputs == ["-"]:  # one input per line on stdin (file names, or texts for a text model)
+        inputs = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    task = create_task(model.task, device=next(model.parameters()).device)
+    results = task.predict(model, inputs, **options)
+    written = task.save_predictions(model, inputs, results, **options)
     if args.json:
-        print(
-            json.dumps(
-                [
-                    {"input": str(i), "predictions": [{"label": lbl, "score": s} for lbl, s in r]}
-                    for i, r in zip(args.inputs, results)
-                ]
-            )
-        )
-        return 0
-    for item, preds in zip(args.inputs, results):
-        print(f"{item}: " + ", ".join(f"{lbl} {score:.3f}" for lbl, score in preds))
-    return 0
-
-
-def _predict_detection(model, args: argparse.Namespace) -> int:
-    """Boxes per image, printed (or ``--json``); ``--out`` draws them onto the images."""
-    from .predict_detection import save_annotated
-
-    results = model.predict(args.inputs, score_threshold=args.score_threshold)
-    written = save_annotated(args.inputs, results, args.out, model.labels) if args.out else []
-    if args.json:
-        print(json.dumps([{"input": str(i), "detections": r} for i, r in zip(args.inputs, results)]))
+        print(json.dumps(task.to_json(inputs, results)))
     else:
-        for item, dets in zip(args.inputs, results):
-            print(f"{item}: {len(dets)} detection{'s' * (len(dets) != 1)} (score >= {args.score_threshold})")
-            for det in dets:
-                box = ", ".join(f"{v:.0f}" for v in det["box"])
-                print(f"  {det['label']} {det['score']:.3f} [{box}]")
+        print(task.show(model, inputs, results, **options))
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
     return 0
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
+def add_commands(sub: argparse._SubParsersAction, with_task_options: bool = False) -> None:
     p = sub.add_parser("finetune", help="fine-tune a recipe (TOML file or registered recipe name)")
     p.add_argument("recipe", nargs="?", help="zoo/*.toml, a recipe file, or a recipe name from zoo list --kind recipe")
     p.add_argument(
@@ -153,25 +178,22 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
     p.set_defaults(func=cmd_finetune)
 
-    p = sub.add_parser("eval", help="accuracy, per-class precision/recall and confusion matrix of a run")
+    p = sub.add_parser("eval", help="evaluate a run: its task's metrics, per class where the task has classes")
     p.add_argument("run", help="run folder or hf-hub:org/name[@rev]")
     p.add_argument(
-        "--data",
-        help="an ImageFolder directory (text: a CSV/JSONL file or <class>/*.txt folder) to evaluate on"
-        " (default: the run's validation split)",
+        "--data", help="data to evaluate on, in a format of the model's task (default: the run's validation split)"
     )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("predict", help="classify images or texts, or detect objects, with a run folder or a Hub model")
+    p = sub.add_parser("predict", help="run a model (run folder or Hub model) on inputs, as its task does")
     p.add_argument("model", help="run folder or hf-hub:org/name[@rev]")
     p.add_argument(
-        "inputs", nargs="+", help="image files; for a text classifier the texts themselves ('-': one per line on stdin)"
+        "inputs", nargs="+", help="inputs as the model's task takes them (files, texts); '-': one per line on stdin"
     )
-    p.add_argument("--top-k", type=int, default=5, help="classes per input (classifiers)")
-    p.add_argument("--score-threshold", type=float, default=0.5, help="lowest score of a reported box (detectors)")
-    p.add_argument("--out", help="detectors: draw the boxes into this image file (one input) or folder")
     p.add_argument("--json", action="store_true")
+    if with_task_options:
+        add_task_predict_options(p)
     p.set_defaults(func=cmd_predict)

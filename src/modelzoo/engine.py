@@ -27,10 +27,14 @@ from torch.utils.data import DataLoader, TensorDataset
 from .checkpointing import BackgroundWriter, snapshot
 from .errors import RecipeError, ZooError
 from .fsutil import atomic_write, atomic_write_text
-from .model import TaskModel
+from .model import TaskModel, assemble
 from .recipe import Recipe, StageCfg, load_recipe
+from .task import Task
+from .tasks import create_task
 
 CHECKPOINT = "checkpoint/last.pt"
+#: within a stage, at most one checkpoint per this many seconds (MODELZOO_CHECKPOINT_SECONDS overrides)
+CHECKPOINT_SECONDS = 10.0
 
 
 @dataclass
@@ -42,6 +46,8 @@ class Run:
     metrics: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
     model: TaskModel | None = None
+    #: the task's main metric (a key of ``metrics``)
+    metric: str = "loss"
 
 
 # -- device -----------------------------------------------------------------------------------
@@ -189,12 +195,12 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
 
 # -- feature cache ----------------------------------------------------------------------------
 @torch.no_grad()
-def compute_features(model: TaskModel, loader: DataLoader, adapter, progress: bool = False, desc: str = "features"):
+def compute_features(model: TaskModel, loader: DataLoader, task: Task, progress: bool = False, desc: str = "features"):
     """Backbone features and targets of every example, with the backbone in eval mode."""
     model.backbone.eval()
     feats, targets = [], []
     for batch in _progress(loader, progress, desc):
-        f, y = adapter.features(model, adapter.to_device(batch))
+        f, y = task.features(model, task.to_device(batch))
         feats.append(f.float().cpu())
         targets.append(torch.as_tensor(y).cpu())
     return torch.cat(feats), torch.cat(targets)
@@ -210,16 +216,31 @@ def _progress(iterable, enabled: bool, desc: str):
 
 # -- the engine -------------------------------------------------------------------------------
 class Trainer:
-    """Runs a recipe's stages on one model through its task adapter, writing the run folder as it goes."""
+    """Runs a recipe's stages on one model through its task, writing the run folder as it goes."""
 
-    def __init__(self, recipe: Recipe, out: Path, quiet: bool = False, feature_cache: bool = True, log=None) -> None:
-        from .adapters import adapter_class
-
+    def __init__(
+        self,
+        recipe: Recipe,
+        out: Path,
+        quiet: bool = False,
+        feature_cache: bool = True,
+        log=None,
+        checkpoint_every: float | None = None,
+    ) -> None:
         self.recipe = recipe
         self.out = out
         self.quiet = quiet
         self.feature_cache = feature_cache
         self.checkpoints = BackgroundWriter()
+        #: seconds between checkpoints within a stage (every stage's last epoch is always checkpointed):
+        #: an epoch of cached-feature head training takes milliseconds, a checkpoint of the whole model
+        #: much longer, so fast epochs are grouped; a resume replays the few epochs since deterministically
+        self.checkpoint_every = (
+            float(os.environ.get("MODELZOO_CHECKPOINT_SECONDS", CHECKPOINT_SECONDS))
+            if checkpoint_every is None
+            else checkpoint_every
+        )
+        self.last_checkpoint = time.monotonic()
         self.progress = not quiet and sys.stderr.isatty()
         self.log = log or (lambda msg: None if quiet else print(msg, file=sys.stderr, flush=True))
         self.device = pick_device(recipe.device)
@@ -227,17 +248,38 @@ class Trainer:
         self.amp_dtype = (
             (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda and recipe.amp else None
         )
-        self.adapter = adapter_class(recipe.task)(recipe, self.device, self.amp_dtype)
+        self.task = create_task(recipe.task, recipe, self.device, self.amp_dtype)
         self.history: list[dict[str, Any]] = []
 
+    def assemble(
+        self,
+        labels: list[str],
+        head_options: dict[str, Any] | None = None,
+        preprocess: dict[str, Any] | None = None,
+    ) -> TaskModel:
+        """The recipe's backbone + head for ``labels`` (what ``Task.build_model`` is handed)."""
+        m = self.recipe.model
+        return assemble(
+            m.backbone,
+            m.head,
+            labels=labels,
+            pretrained=m.pretrained,
+            head_options=m.head_options if head_options is None else head_options,
+            backbone_options=m.backbone_options,
+            preprocess=preprocess,
+            task=self.recipe.task,
+        )
+
     def setup(self) -> None:
-        r, a = self.recipe, self.adapter
+        r, a = self.recipe, self.task
         seed_everything(r.seed)
         a.load_data()
-        self.model = a.build_model()
+        self.model = a.build_model(self.assemble)
+        if not isinstance(self.model, TaskModel):
+            raise ZooError(f"task {a.name!r}: build_model returned {type(self.model).__name__}, not a TaskModel")
         self.model.config["dataset"] = {
-            "name": a.name,
-            **{k: v for k, v in a.info.items() if k in ("hub_id", "license", "num_train", "num_val")},
+            "name": a.dataset_name,
+            **{k: v for k, v in a.data_info.items() if k in ("hub_id", "license", "num_train", "num_val")},
         }
         self.model.config["recipe"] = r.name
         self.groups = backbone_groups(self.model)
@@ -258,7 +300,7 @@ class Trainer:
             shuffle=shuffle,
             generator=gen,
             num_workers=0 if tensors else self.workers,
-            collate_fn=None if tensors else self.adapter.collate,
+            collate_fn=None if tensors else self.task.collate,
             pin_memory=self.device.type == "cuda",
         )
 
@@ -319,12 +361,12 @@ class Trainer:
         return self.finish(time.perf_counter() - t0)
 
     def run_stage(self, si: int, stage: StageCfg, state, start_epoch: int) -> None:
-        r, a = self.recipe, self.adapter
+        r, a = self.recipe, self.task
         trainable = self.stage_groups[si]
         n_train = set_trainable(self.model, self.groups, trainable)
         frozen = not trainable
-        augmenting = stage.augment and r.data.augment != "none"
-        use_cache = frozen and self.feature_cache and a.supports_feature_cache and not augmenting
+        augmenting = stage.augment and a.augmenting
+        use_cache = frozen and self.feature_cache and a.feature_cache and not augmenting
         lr = stage.lr or r.optimizer.lr
         decay = stage.layer_decay if stage.layer_decay is not None else r.optimizer.layer_decay
         opt = make_optimizer(r, param_groups(self.model, self.groups, lr, r.optimizer.weight_decay, decay))
@@ -368,22 +410,53 @@ class Trainer:
                 "seconds": round(time.perf_counter() - t0, 2),
             }
             self.history.append(row)
-            self.save_checkpoint(si, epoch + 1, opt, sched)
+            last = epoch + 1 == stage.epochs
+            if last or time.monotonic() - self.last_checkpoint >= self.checkpoint_every:
+                self.save_checkpoint(si, epoch + 1, opt, sched)
+                self.last_checkpoint = time.monotonic()
             self.log(
                 f"  epoch {epoch + 1}/{stage.epochs}: train_loss {train_loss:.4f}  val_loss {val['loss']:.4f}"
                 f"  val_{metric} {val[metric]:.4f}  ({row['seconds']}s)"
             )
 
+    def feature_key(self) -> str:
+        """What makes cached features valid: the backbone's weights right now, its preprocessing,
+        the recipe's data and seed, and what the task loaded. A cache under any other key is ignored."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.model.backbone.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        info = {k: v for k, v in self.task.data_info.items() if isinstance(v, (str, int, float, bool))}
+        facts = {
+            "task": self.recipe.task,
+            "backbone": self.model.config["backbone"],
+            "preprocess": self.model.config.get("preprocess"),
+            "data": self.recipe.to_dict()["data"],
+            "seed": self.recipe.seed,
+            "data_info": info,
+            "labels": self.task.labels,
+        }
+        digest.update(json.dumps(facts, sort_keys=True, default=str).encode())
+        return digest.hexdigest()[:24]
+
     def cached_features(self, si: int):
-        """Backbone features of train and val, computed once per frozen backbone and kept on disk."""
-        path = self.out / "cache" / f"features-stage{si}.pt"
+        """Backbone features of train and val, computed once per frozen backbone and kept on disk,
+        keyed by everything that makes them valid (a stale or foreign file is recomputed, never used)."""
+        key = self.feature_key()
+        path = self.out / "cache" / f"features-{key}.pt"
         if path.is_file():
-            d = torch.load(path, weights_only=True)
-            return d["train"], d["train_y"], d["val"], d["val_y"]
-        a = self.adapter
+            try:
+                d = torch.load(path, map_location="cpu", weights_only=True)
+                if isinstance(d, dict) and d.get("key") == key:
+                    return d["train"], d["train_y"], d["val"], d["val_y"]
+            except Exception as exc:
+                self.log(f"warning: ignoring unreadable feature cache {path} ({type(exc).__name__}); recomputing")
+        a = self.task
         tr = compute_features(self.model, self.loader(a.dataset("train"), False), a, self.progress, "features train")
         va = compute_features(self.model, self.loader(a.dataset("val"), False), a, self.progress, "features val")
-        d = {"train": tr[0], "train_y": tr[1], "val": va[0], "val_y": va[1]}
+        d = {"key": key, "train": tr[0], "train_y": tr[1], "val": va[0], "val_y": va[1]}
         atomic_write(path, lambda p: torch.save(d, p))
         return d["train"], d["train_y"], d["val"], d["val_y"]
 
@@ -391,7 +464,7 @@ class Trainer:
         self, loader, opt, sched, cached: bool, frozen: bool, desc: str, freeze_bn_stats: bool = False
     ) -> float:
         train_mode(self.model, frozen, freeze_bn_stats)
-        a = self.adapter
+        a = self.task
         total, count = 0.0, 0
         for batch in _progress(loader, self.progress, desc):
             if cached:
@@ -408,26 +481,20 @@ class Trainer:
         return total / max(1, count)
 
     def finish(self, seconds: float) -> Run:
-        from safetensors.torch import save_file
-
         from .plots import plot_curves
+        from .runfolder import save_model
 
-        a = self.adapter
+        a = self.task
         self.model.eval()
         final = a.evaluate(self.model, self.loader(a.dataset("val"), shuffle=False), final=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        atomic_write(
-            self.out / "model.safetensors",
-            lambda p: save_file(state, str(p), metadata={"format": "pt", "library": "modelzoo"}),
-        )
-        atomic_write_text(self.out / "config.json", json.dumps(self.model.config, indent=2) + "\n")
-        metrics = {k: v for k, v in final.items() if isinstance(v, (int, float))}
+        save_model(self.model, self.out)
+        metrics = {k: v for k, v in final.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         summary = {
             "task": self.model.task,
             "recipe": self.recipe.name,
             "metrics": metrics,
             **a.summary_extras(final),
-            "dataset": {"name": a.name, **a.info},
+            "dataset": {"name": a.dataset_name, **a.data_info},
             "device": str(self.device),
             "seconds": round(seconds, 1),
         }
@@ -437,7 +504,9 @@ class Trainer:
             a.write_artifacts(final, self.out)
         except Exception as exc:
             self.log(f"warning: plots not written ({type(exc).__name__}: {exc})")
-        return Run(path=self.out, recipe=self.recipe, metrics=metrics, history=self.history, model=self.model)
+        return Run(
+            path=self.out, recipe=self.recipe, metrics=metrics, history=self.history, model=self.model, metric=a.metric
+        )
 
 
 # -- public entry points ----------------------------------------------------------------------

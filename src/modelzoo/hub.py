@@ -5,9 +5,10 @@ Why it looks like this:
 * **The real client does the protocol.** ``huggingface_hub`` (HfApi, create_commit, snapshot_download,
   the HF cache) talks to the Hub; this module decides *what* goes up and *what* is trusted coming down.
 * **A manifest makes pulls verifiable.** ``zoo push`` writes ``modelzoo.sha256`` (``sha256sum`` format)
-  listing every other pushed file; ``zoo pull`` re-hashes each downloaded file against it. Only a fixed
-  allowlist of files is ever downloaded (config, safetensors, recipe, metrics, card, plots), so nothing
-  executable comes down, and loading reads only ``config.json`` + ``model.safetensors``.
+  listing every other pushed file; ``zoo pull`` re-hashes each downloaded file against it. Only data
+  files are ever downloaded: the model folder's own (config, safetensors, recipe, metrics, card, plots)
+  plus the plain-data files its ``config.json`` records (a vocabulary; see :mod:`modelzoo.runfolder`),
+  so nothing executable comes down.
 * **Shas, not names, are the identity.** Every pull resolves its revision (branch, tag or sha) to a
   40-hex commit once; a cached commit needs no network at all, so ``HF_HUB_OFFLINE=1`` just works.
 * **Idempotent pushes.** Before committing, the local files (and the generated card and manifest,
@@ -41,13 +42,10 @@ from typing import Any
 
 from .errors import ZooError
 from .fsutil import atomic_write_text, read_json_object, sha256_file
+from .runfolder import CONFIG, REQUIRED, RUN_EXTRAS, is_data_file_name, model_files, read_config, recorded_files
 
 MANIFEST = "modelzoo.sha256"
 CARD = "README.md"
-#: a text model's tokenizer (data read by the Rust tokenizers library, never code) travels with it
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
-RUN_FILES = ("config.json", "model.safetensors", "recipe.toml", "metrics.jsonl", *TOKENIZER_FILES)
-REQUIRED = ("config.json", "model.safetensors")
 LOCKFILE = "zoo.lock"
 LOCK_VERSION = 1
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
@@ -55,12 +53,18 @@ REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 MANIFEST_LINE = re.compile(r"^([0-9a-f]{64}) [ *](.+)$")
 
 
-PULL_PATTERNS = (*RUN_FILES, CARD, MANIFEST, "*.png")
+#: what every pull downloads first; the data files a model's config.json records come next
+BASE_PATTERNS = (*REQUIRED, *RUN_EXTRAS, CARD, MANIFEST, "*.png")
 
 
-def pullable(name: str) -> bool:
-    """The only files a pull downloads: data and docs, never code or pickles."""
-    return name in RUN_FILES or name in (CARD, MANIFEST) or ("/" not in name and name.endswith(".png"))
+def pullable(name: str, recorded: Iterable[str] = ()) -> bool:
+    """The only files a pull downloads: the model folder's own data and docs, and the plain-data files
+    its config records; never code or pickles."""
+    if name in REQUIRED or name in RUN_EXTRAS or name in (CARD, MANIFEST):
+        return True
+    if "/" not in name and name.endswith(".png"):
+        return True
+    return name in set(recorded) and is_data_file_name(name)
 
 
 # -- results ----------------------------------------------------------------------------------
@@ -258,40 +262,23 @@ def _check_safetensors(path: Path) -> None:
         raise ZooError(f"{path} is not a valid safetensors file ({exc}); re-run or resume the fine-tune") from None
 
 
-def run_files(folder: Path) -> dict[str, Path]:
-    """The files of a finished run that a push publishes (never ``checkpoint/``)."""
-    files = {name: folder / name for name in RUN_FILES if (folder / name).is_file()}
-    files.update({p.name: p for p in sorted(folder.glob("*.png")) if p.is_file()})
-    missing = [name for name in REQUIRED if name not in files]
-    if missing:
-        raise ZooError(
-            f"{folder} is not a finished run folder (missing {', '.join(missing)}); finish it with zoo finetune"
-        )
-    return files
-
-
 @contextmanager
 def _as_folder(source: Any) -> Iterator[Path]:
-    """A run folder as is, or a TaskModel saved to a temporary folder (config.json + model.safetensors)."""
+    """A run folder as is, or a TaskModel saved (by :mod:`modelzoo.runfolder`) to a temporary folder."""
     if isinstance(source, (str, os.PathLike)):
         folder = Path(source)
         if not folder.is_dir():
             raise ZooError(f"{folder} is not a run folder (no such directory)")
         yield folder
         return
-    if not (hasattr(source, "state_dict") and isinstance(getattr(source, "config", None), dict)):
-        raise ZooError(f"push needs a run folder or a modelzoo TaskModel, not {type(source).__name__}")
-    from safetensors.torch import save_file
+    from .model import TaskModel
+    from .runfolder import save_model
 
+    if not isinstance(source, TaskModel):
+        raise ZooError(f"push needs a run folder or a modelzoo TaskModel, not {type(source).__name__}")
     with tempfile.TemporaryDirectory(prefix="zoo-push-") as tmp:
-        folder = Path(tmp)
-        state = {k: v.detach().cpu().contiguous() for k, v in source.state_dict().items()}
-        save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt", "library": "modelzoo"})
-        (folder / "config.json").write_text(json.dumps(source.config, indent=2) + "\n", encoding="utf-8")
-        save_files = getattr(getattr(source, "backbone", None), "save_files", None)
-        if save_files is not None:  # e.g. a text encoder's tokenizer files
-            save_files(folder)
-        yield folder
+        save_model(source, tmp)
+        yield Path(tmp)
 
 
 def _same(remote: Any, content: Path | bytes, sha256: str) -> bool:
@@ -344,10 +331,8 @@ def push(
     token = _token(token)
     label = f"run {Path(source).name}" if isinstance(source, (str, os.PathLike)) else "model"
     with _as_folder(source) as folder:
-        files = run_files(folder)
-        config = read_json_object(files["config.json"], "config")
-        if config.get("library") != "modelzoo" or not isinstance(config.get("backbone"), dict):
-            raise ZooError(f"{files['config.json']} was not written by modelzoo (no library/backbone fields)")
+        files = model_files(folder)
+        config = read_config(folder)
         _check_safetensors(files["model.safetensors"])
         summary = read_json_object(folder / "summary.json", "summary") if (folder / "summary.json").is_file() else None
         contents: dict[str, Path | bytes] = dict(files)
@@ -462,9 +447,22 @@ def _fetch(repo_id: str, revision: str, token: str | None) -> tuple[str, Path, b
             _remember_ref(repo_id, revision, sha)
             return sha, _cache_folder(repo_id) / "snapshots" / sha, True
         # one listing + parallel downloads of the allowlist only; the manifest check comes after
-        snapshot = Path(snapshot_download(repo_id, revision=sha, allow_patterns=list(PULL_PATTERNS), token=token))
+        snapshot = Path(snapshot_download(repo_id, revision=sha, allow_patterns=list(BASE_PATTERNS), token=token))
+        extra = [n for n in _recorded(snapshot) if not (snapshot / n).is_file()]
+        if extra:  # the data files the model's config records (a vocabulary), and only those
+            snapshot_download(repo_id, revision=sha, allow_patterns=extra, token=token)
     _remember_ref(repo_id, revision, sha)
     return sha, snapshot, False
+
+
+def _recorded(snapshot: Path) -> list[str]:
+    """The extra files a downloaded config.json records (none if it is missing or not modelzoo's)."""
+    if not (snapshot / CONFIG).is_file():
+        return []
+    try:
+        return recorded_files(read_config(snapshot))
+    except ZooError:
+        return []
 
 
 def _remember_ref(repo_id: str, revision: str, sha: str) -> None:
@@ -485,7 +483,8 @@ def verify_snapshot(folder: Path, repo_id: str, sha: str) -> dict[str, str]:
     manifest = folder / MANIFEST
     if not manifest.is_file():
         raise ZooError(f"file {MANIFEST} not found in {where}: it is not a modelzoo model (publish with zoo push)")
-    expected = {n: h for n, h in parse_manifest(manifest.read_text(encoding="utf-8")).items() if pullable(n)}
+    recorded = _recorded(folder)
+    expected = {n: h for n, h in parse_manifest(manifest.read_text(encoding="utf-8")).items() if pullable(n, recorded)}
     for name in REQUIRED:
         if name not in expected:
             raise ZooError(f"{where}: {MANIFEST} lists no {name}, so it is not a loadable modelzoo model")

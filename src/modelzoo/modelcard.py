@@ -4,7 +4,8 @@ Everything on the card is derived from the run folder, never from defaults, so t
 what the run does not show: the license is the pretrained weights' license, ``base_model`` is named
 only when the backbone weights demonstrably came from a Hub repo, ``model-index`` holds the metrics
 the engine measured. The text is a pure function of the run's files (no dates, no versions), which
-is what makes re-pushing an unchanged run a no-op.
+is what makes re-pushing an unchanged run a no-op. The model's task (a plugin) contributes what only
+it knows: the Hub ``pipeline_tag``, metric names, an example input and per-class results.
 """
 
 from __future__ import annotations
@@ -15,13 +16,18 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-HUB_PIPELINE_TAGS = {"image-classification", "object-detection", "text-classification"}
-METRIC_NAMES = {
-    "accuracy": "Accuracy",
-    "loss": "Loss",
-    "macro_precision": "Macro precision",
-    "macro_recall": "Macro recall",
-}
+
+def task_card(config: dict[str, Any], summary: dict[str, Any]) -> tuple[str | None, Any]:
+    """``(pipeline_tag, CardInfo)`` from the model's task plugin; a generic card if it is not installed."""
+    from .errors import ZooError
+    from .task import CardInfo
+    from .tasks import create_task
+
+    try:
+        task = create_task(str(config.get("task", "")))
+        return task.pipeline_tag, task.card(config, summary)
+    except ZooError:
+        return None, CardInfo()
 
 
 def hub_repo_of(source: str | None) -> str | None:
@@ -137,6 +143,8 @@ def build_card(
     from .errors import ZooError
 
     summary = summary or {}
+    pipeline_tag, info = task_card(config, summary)
+    metric_names = {"loss": "Loss", **info.metric_names}
     labels = list(config.get("labels") or [])
     task = config.get("task", "")
     backbone, head = config.get("backbone", {}), config.get("head", {})
@@ -164,7 +172,7 @@ def build_card(
             dataset_name=dataset_name or hub_dataset or "unknown",
             dataset_split=split,
             metric_type=name,
-            metric_name=METRIC_NAMES.get(name, name),
+            metric_name=metric_names.get(name, name),
             metric_value=round(float(value), 6),
         )
         for name, value in metrics.items()
@@ -174,16 +182,15 @@ def build_card(
         license=card_license,
         base_model=base_model,
         datasets=[hub_dataset] if hub_dataset else None,
-        pipeline_tag=task if task in HUB_PIPELINE_TAGS else None,
+        pipeline_tag=pipeline_tag,
         tags=[t for t in tags if t and t != "-head"],
         model_name=repo_id.split("/")[-1] if eval_results else None,
         eval_results=eval_results or None,
     )
     name = repo_id.split("/")[-1]
-    pre = config.get("preprocess") or {}
-    text = task == "text-classification"
-    example = "this film was a delight" if text else "image.jpg"
-    tokenizer_note = " (+ the tokenizer's `tokenizer.json`, `tokenizer_config.json`)" if text else ""
+    example = info.example
+    extra = [f for f in config.get("files") or [] if isinstance(f, str)]
+    files_note = f" (+ {', '.join(f'`{f}`' for f in extra)}, recorded in its config)" if extra else ""
     lines = [
         "---",
         data.to_yaml(),
@@ -200,14 +207,9 @@ def build_card(
         lines += ["## Results", ""]
         where = f"{dataset_name or 'the evaluation set'}" + (f" ({val_is})" if val_is else f" ({split} split)")
         lines += [f"Measured by the training run on {where}:", "", "| metric | value |", "|---|---|"]
-        lines += [f"| {METRIC_NAMES.get(k, k)} | {_fmt(float(v))} |" for k, v in metrics.items()]
+        lines += [f"| {metric_names.get(k, k)} | {_fmt(float(v))} |" for k, v in metrics.items()]
         lines.append("")
-        per_class = summary.get("per_class")
-        if isinstance(per_class, list) and per_class and isinstance(per_class[0], dict):
-            lines += ["<details><summary>Per-class results</summary>", ""]
-            named = [{"label": labels[i] if i < len(labels) else i, **row} for i, row in enumerate(per_class)]
-            lines += metrics_table(named, limit=1000)
-            lines += ["", "</details>", ""]
+        lines += info.results
     lines += [
         "## How to use",
         "",
@@ -223,7 +225,7 @@ def build_card(
         f"zoo pull {repo_id}            # into the HF cache; prints the commit sha",
         "```",
         "",
-        f"Loading reads only `config.json` and `model.safetensors`{tokenizer_note} (no pickle, no code from this repo); "
+        f"Loading reads only `config.json` and `model.safetensors`{files_note} (no pickle, no code from this repo); "
         "`zoo pull` checks every file against `modelzoo.sha256` (also `sha256sum -c modelzoo.sha256`).",
         "",
         "## Training",
@@ -249,15 +251,8 @@ def build_card(
     if dataset.get("license"):
         lines += [f"The training data ({dataset_name}) is licensed `{dataset['license']}`.", ""]
     lines += ["## Model details", ""]
-    if pre and text:
-        lines.append(
-            f"- input: text, at most {pre.get('max_length')} tokens (longer texts are truncated), {pre.get('pooling', '-')} pooling"
-        )
-    elif pre:
-        lines.append(
-            f"- input: {'x'.join(map(str, pre.get('input_size', [])))}, mean {pre.get('mean')}, std {pre.get('std')}, "
-            f"{pre.get('interpolation', '-')} resize, crop {pre.get('crop_pct', '-')}"
-        )
+    if info.input:
+        lines.append(f"- input: {info.input}")
     if labels:
         shown = ", ".join(f"`{label}`" for label in labels[:50])
         lines.append(f"- labels: {shown}" + (f" … ({len(labels)} in all)" if len(labels) > 50 else ""))

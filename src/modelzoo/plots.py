@@ -1,4 +1,5 @@
-"""Training curves and confusion matrix as PNGs (matplotlib, headless Agg backend)."""
+"""Plots as PNGs (matplotlib, headless Agg backend): the training curves every run writes, and the
+helpers task plugins use for their own plots (per-class results...)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 from .fsutil import atomic_write
 
 
-def _figure():
+def pyplot():
+    """``matplotlib.pyplot`` on the headless Agg backend (works without a display)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -17,9 +19,18 @@ def _figure():
     return plt
 
 
+def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
+    """Write ``fig`` as a PNG atomically (never a half-written file), then close it."""
+    plt = pyplot()
+    try:
+        return atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=dpi))
+    finally:
+        plt.close(fig)
+
+
 def plot_curves(history: list[dict[str, Any]], path: Path, metric: str = "accuracy") -> None:
     """Loss and the validation metric per epoch across all stages, with stage boundaries marked."""
-    plt = _figure()
+    plt = pyplot()
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     xs = list(range(1, len(history) + 1))
     ax_loss.plot(xs, [h["train_loss"] for h in history], marker="o", label="train")
@@ -33,31 +44,4 @@ def plot_curves(history: list[dict[str, Any]], path: Path, metric: str = "accura
     ax_acc.set(title=f"validation {metric}", xlabel="epoch")
     ax_loss.legend()
     fig.tight_layout()
-    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=100))
-    plt.close(fig)
-
-
-def plot_confusion(matrix: list[list[int]], labels: list[str], path: Path) -> None:
-    plt = _figure()
-    n = len(labels)
-    fig, ax = plt.subplots(figsize=(max(4, 0.6 * n + 2), max(4, 0.6 * n + 1.5)))
-    ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(n), labels, rotation=45, ha="right")
-    ax.set_yticks(range(n), labels)
-    ax.set(xlabel="predicted", ylabel="true", title="confusion matrix (validation)")
-    if n <= 20:
-        peak = max(max(row) for row in matrix) or 1
-        for i in range(n):
-            for j in range(n):
-                ax.text(
-                    j,
-                    i,
-                    matrix[i][j],
-                    ha="center",
-                    va="center",
-                    fontsize=7,
-                    color="white" if matrix[i][j] > peak / 2 else "black",
-                )
-    fig.tight_layout()
-    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=100))
-    plt.close(fig)
+    save_figure(fig, path)

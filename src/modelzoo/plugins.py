@@ -73,3 +73,34 @@ def load_plugins():
             info.status = "failed"
             info.error = f"import failed: {type(exc).__name__}: {exc}".splitlines()[0]
     return pm, infos
+
+
+def requirement_name(requirement: str) -> str | None:
+    """The distribution a ``Requires-Dist`` line names, or None for an extra's optional dependency."""
+    import re
+
+    if ";" in requirement and "extra" in requirement.split(";", 1)[1]:
+        return None
+    name = re.split(r"[<>=!~\[ ;(]", requirement.strip(), maxsplit=1)[0]
+    return name or None
+
+
+def dist_fingerprint(dist_name: str) -> dict | None:
+    """What a plugin's catalog entries depend on: its distribution's version and the installed versions of
+    its direct requirements (timm under a timm plugin...). None when the distribution is not installed."""
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution(dist_name)
+    except metadata.PackageNotFoundError:
+        return None
+    requires = {}
+    for line in dist.requires or []:
+        name = requirement_name(line)
+        if name is None:
+            continue
+        try:
+            requires[name.lower()] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            requires[name.lower()] = None
+    return {"distribution": dist.metadata["Name"], "version": dist.version, "requires": dict(sorted(requires.items()))}

@@ -2,22 +2,31 @@
 
 Every field is checked before any work starts, and each problem is reported as one line naming
 the field and the fix. ``--set dotted.key=value`` overrides any field (``stages.1.epochs=5``).
+
+The core owns the task-independent parts (model, optimizer, stages, seed, device); the ``[data]``
+table belongs to the recipe's task: its fields are the task's ``Data`` class (a
+:class:`~modelzoo.task.DataConfig` subclass), validated the same way, then by the task itself.
 """
 
 from __future__ import annotations
 
 import copy
+import math
+import re
 import tomllib
-from dataclasses import asdict, dataclass, field
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import RecipeError, did_you_mean
-from .tasks import normalize_task
+from .errors import RecipeError, ZooError, did_you_mean
+from .task import DataConfig
 
 SCHEDULES = ("constant", "cosine", "onecycle")
 OPTIMIZERS = ("adamw", "sgd")
-AUGMENTS = ("none", "light")
+#: what a recipe name may be: it names the default run folder, so no paths and no dots
+_RECIPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,99}$")
 
 
 @dataclass
@@ -27,34 +36,6 @@ class ModelCfg:
     pretrained: bool | str = True
     head_options: dict[str, Any] = field(default_factory=dict)
     backbone_options: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class DataCfg:
-    dataset: str | None = None
-    path: str | None = None
-    train_dir: str = "train"
-    val_dir: str = "val"
-    val_split: float = 0.0
-    train_limit: int | None = None
-    val_limit: int | None = None
-    image_size: int | None = None
-    mean: list[float] | None = None
-    std: list[float] | None = None
-    batch_size: int = 32
-    num_workers: int | str = "auto"
-    augment: str = "none"
-    on_bad_image: str = "error"
-    # task-specific data (text and detection adapters): files, columns, formats
-    format: str | None = None
-    train_file: str | None = None
-    val_file: str | None = None
-    images_dir: str | None = None
-    text_column: str = "text"
-    label_column: str = "label"
-    labels: list[str] | None = None
-    max_length: int | None = None
-    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -75,6 +56,7 @@ class StageCfg:
     schedule: str = "cosine"
     warmup_epochs: float = 0.0
     layer_decay: float | None = None
+    #: train on augmented examples (when the task's data turns augmentation on)
     augment: bool = False
     #: keep every BatchNorm layer's running statistics fixed, also in unfrozen groups (small batches,
     #: or data far from the pretraining distribution, make batch statistics a poor estimate)
@@ -85,9 +67,9 @@ class StageCfg:
 class Recipe:
     name: str
     model: ModelCfg
-    data: DataCfg
+    data: DataConfig
     stages: list[StageCfg]
-    task: str = "image-classification"
+    task: str = ""
     description: str = ""
     seed: int = 0
     device: str = "auto"
@@ -126,25 +108,29 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     data = copy.deepcopy(data)
     for item in overrides:
         key, sep, raw = item.partition("=")
-        if not sep or not key:
+        if not sep or not key or any(not p for p in key.split(".")):
             raise RecipeError(f"--set {item!r}: expected dotted.key=value, e.g. --set data.batch_size=64")
         target: Any = data
         parts = key.split(".")
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
+            where = ".".join(parts[:i]) or "the recipe"
             if isinstance(target, list):
                 if not part.isdigit() or int(part) >= len(target):
-                    raise RecipeError(
-                        f"--set {key}: {'.'.join(parts[:i])} has {len(target)} items; index {part!r} is out of range"
-                    )
+                    raise RecipeError(f"--set {key}: {where} has {len(target)} items; index {part!r} is out of range")
                 if last:
                     target[int(part)] = _parse_value(raw)
                 else:
                     target = target[int(part)]
-            elif last:
-                target[part] = _parse_value(raw)
+            elif isinstance(target, dict):
+                if last:
+                    target[part] = _parse_value(raw)
+                else:
+                    target = target.setdefault(part, {})
             else:
-                target = target.setdefault(part, {})
+                raise RecipeError(
+                    f"--set {key}: {where} is a single value ({target!r}), not a table; set {where}=VALUE"
+                )
     return data
 
 
@@ -152,22 +138,60 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 def _section(cls, data: Any, where: str, required: tuple[str, ...] = ()):
     if not isinstance(data, dict):
         raise RecipeError(f"{where}: expected a table, got {type(data).__name__}")
-    known = {f for f in cls.__dataclass_fields__}
+    known = {f.name for f in fields(cls)}
     for key in data:
         if key not in known:
             raise RecipeError(f"{where}.{key}: unknown field{did_you_mean(key, known)}")
     for key in required:
         if key not in data:
             raise RecipeError(f"{where}.{key}: required field is missing")
-    obj = cls(**data)
-    for name, fdef in cls.__dataclass_fields__.items():
-        _check_type(f"{where}.{name}" if where else name, getattr(obj, name), fdef.type)
-    return obj
+    hints = _hints(cls)
+    for key, value in data.items():
+        _check_type(f"{where}.{key}" if where else key, value, hints[key])
+    try:
+        return cls(**data)
+    except (TypeError, ValueError) as exc:
+        raise RecipeError(f"{where}: {exc}") from None
+
+
+def _hints(cls) -> dict[str, str]:
+    """Field annotations as strings (``"int | None"``), whether or not the class's module postponed them."""
+    out = {}
+    for f in fields(cls):
+        ann = f.type
+        out[f.name] = ann if isinstance(ann, str) else _type_name(ann)
+    return out
+
+
+def _type_name(ann: Any) -> str:
+    if isinstance(ann, types.UnionType) or typing.get_origin(ann) is typing.Union:
+        return " | ".join(_type_name(a) for a in typing.get_args(ann))
+    if ann is type(None):
+        return "None"
+    origin = typing.get_origin(ann)
+    if origin is not None:
+        return f"{origin.__name__}[...]"
+    return getattr(ann, "__name__", str(ann))
+
+
+def _split_union(annotation: str) -> list[str]:
+    """``"list[str] | None"`` -> ``["list[str]", "None"]`` (bars inside brackets stay)."""
+    parts, depth, current = [], 0, ""
+    for ch in annotation:
+        depth += ch == "["
+        depth -= ch == "]"
+        if ch == "|" and depth == 0:
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    parts.append(current.strip())
+    return parts
 
 
 def _check_type(where: str, value: Any, annotation: str) -> None:
-    """Check the simple annotations recipes use (int, float, str, bool, unions, lists, dicts)."""
-    allowed = [a.strip() for a in annotation.split("|")]
+    """Check the simple annotations recipes use (int, float, str, bool, unions, lists, dicts); floats must be finite."""
+    allowed = _split_union(annotation)
     ok = False
     for a in allowed:
         if a == "None" and value is None:
@@ -175,30 +199,57 @@ def _check_type(where: str, value: Any, annotation: str) -> None:
         elif a == "int" and isinstance(value, int) and not isinstance(value, bool):
             ok = True
         elif a == "float" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise RecipeError(f"{where}: {value!r} is not a finite number")
             ok = True
         elif a == "str" and isinstance(value, str):
             ok = True
         elif a == "bool" and isinstance(value, bool):
             ok = True
         elif a.startswith("list[") and isinstance(value, list):
+            inner = a[len("list[") : -1].strip()
+            for i, item in enumerate(value):
+                if inner in ("int", "float", "str", "bool") or "|" in inner:
+                    _check_type(f"{where}[{i}]", item, inner)
             ok = True
         elif a.startswith("dict[") and isinstance(value, dict):
             ok = True
-        elif a in ("ModelCfg", "DataCfg", "OptimizerCfg", "StageCfg", "list[StageCfg]"):
+        elif a in ("Any", "typing.Any"):
             ok = True
     if not ok:
-        raise RecipeError(f"{where}: expected {annotation.replace('None', 'nothing')}, got {value!r}")
+        shown = " or ".join("nothing" if a == "None" else a for a in allowed)
+        raise RecipeError(f"{where}: expected {shown}, got {value!r}")
+
+
+_TOP = {
+    "name": "str",
+    "task": "str",
+    "description": "str",
+    "seed": "int",
+    "device": "str",
+    "compile": "bool",
+    "amp": "bool",
+    "reference": "dict[str, Any]",
+}
 
 
 def validate(data: dict[str, Any], source: str = "recipe") -> Recipe:
     """Build a :class:`Recipe` from parsed TOML, or raise a one-line :class:`RecipeError`."""
+    if not isinstance(data, dict):
+        raise RecipeError(f"{source}: a recipe is a TOML table, got {type(data).__name__}")
     data = copy.deepcopy(data)
-    top = {k: v for k, v in data.items() if k not in ("model", "data", "stages", "optimizer")}
     for key in ("model", "data", "stages"):
         if key not in data:
             raise RecipeError(f"{source}: [{key}] is missing; see zoo/*.toml for a complete recipe")
+    top = {k: v for k, v in data.items() if k not in ("model", "data", "stages", "optimizer")}
+    for key, value in top.items():
+        if key not in _TOP:
+            raise RecipeError(
+                f"{key}: unknown top-level field{did_you_mean(key, set(_TOP) | {'model', 'data', 'stages', 'optimizer'})}"
+            )
+        _check_type(key, value, _TOP[key])
+    top.setdefault("name", Path(source).stem if source != "recipe" else "recipe")
     model = _section(ModelCfg, data["model"], "model", required=("backbone",))
-    dcfg = _section(DataCfg, data["data"], "data")
     opt = _section(OptimizerCfg, data.get("optimizer", {}), "optimizer")
     if not isinstance(data["stages"], list) or not data["stages"]:
         raise RecipeError('stages: give at least one [[stages]] table (e.g. train = "head", epochs = 3)')
@@ -207,76 +258,80 @@ def validate(data: dict[str, Any], source: str = "recipe") -> Recipe:
         if isinstance(raw, dict):
             raw = {"name": f"stage{i}", **raw}
         stages.append(_section(StageCfg, raw, f"stages.{i}"))
-    recipe = Recipe(model=model, data=dcfg, stages=stages, optimizer=opt, **_top_fields(top, source))
+    task_spec, task_cls = _task_class(top.get("task"), model)
+    dcfg = _section(task_cls.Data, data["data"], "data")
+    top["task"] = task_spec.name  # canonical, even when the recipe gave an alias
+    recipe = Recipe(model=model, data=dcfg, stages=stages, optimizer=opt, **top)
     _check_values(recipe)
+    try:
+        task_cls.validate_data(dcfg, recipe)
+    except RecipeError:
+        raise
+    except ZooError as exc:
+        raise RecipeError(str(exc)) from None
     return recipe
 
 
-def _top_fields(top: dict[str, Any], source: str) -> dict[str, Any]:
-    known = {"name", "task", "description", "seed", "device", "compile", "amp", "reference"}
-    for key in top:
-        if key not in known:
-            raise RecipeError(
-                f"{key}: unknown top-level field{did_you_mean(key, known | {'model', 'data', 'stages', 'optimizer'})}"
-            )
-    top = dict(top)
-    top.setdefault("name", Path(source).stem if source != "recipe" else "recipe")
-    for key, typ in (
-        ("name", "str"),
-        ("task", "str"),
-        ("description", "str"),
-        ("seed", "int"),
-        ("device", "str"),
-        ("compile", "bool"),
-        ("amp", "bool"),
-        ("reference", "dict[str, Any]"),
-    ):
-        if key in top:
-            _check_type(key, top[key], typ)
-    return top
+def _task_class(task: str | None, model: ModelCfg):
+    """The recipe's task class: the one named, else the one its backbone and head are both for."""
+    from .catalog import catalog
+    from .tasks import infer_task, task_class
+
+    try:
+        if not task:
+            cat = catalog()
+            task = infer_task(cat.resolve(model.backbone, kind="backbone")[0], cat.get(model.head, kind="head"))
+        spec, cls = task_class(task)
+    except RecipeError:
+        raise
+    except ZooError as exc:
+        raise RecipeError(f"task: {exc}") from None
+    if not (is_dataclass(cls.Data) and issubclass(cls.Data, DataConfig)):
+        raise RecipeError(f"task {spec.name!r}: its Data class is not a modelzoo DataConfig dataclass; fix its plugin")
+    return spec, cls
 
 
 def _check_values(r: Recipe) -> None:
-    try:
-        r.task = normalize_task(r.task)
-    except Exception as exc:
-        raise RecipeError(f"task: {exc}") from None
-    if r.device not in ("auto", "cpu", "cuda", "mps") and not r.device.startswith("cuda:"):
+    if not _RECIPE_NAME.match(r.name):
+        raise RecipeError(
+            f"name: {r.name!r} must be letters, digits, '_' or '-' (at most 100): it names the run folder runs/<name>-<time>"
+        )
+    if r.device not in ("auto", "cpu", "cuda", "mps") and not re.fullmatch(r"cuda:\d+", r.device):
         raise RecipeError(f"device: {r.device!r} is not auto, cpu, cuda, cuda:N or mps")
     d = r.data
     if not 0.0 <= d.val_split < 1.0:
         raise RecipeError(f"data.val_split: {d.val_split} must be in [0, 1)")
-    for key in ("train_limit", "val_limit", "image_size"):
+    for key in ("train_limit", "val_limit"):
         value = getattr(d, key)
         if value is not None and value <= 0:
             raise RecipeError(f"data.{key}: must be a positive integer")
     if d.batch_size <= 0:
         raise RecipeError("data.batch_size: must be a positive integer")
     if isinstance(d.num_workers, str) and d.num_workers != "auto":
-        raise RecipeError('data.num_workers: use an integer or "auto"')
-    if d.augment not in AUGMENTS:
-        raise RecipeError(f"data.augment: {d.augment!r} is not one of {', '.join(AUGMENTS)}")
-    if d.on_bad_image not in ("error", "skip"):
-        raise RecipeError('data.on_bad_image: use "error" (stop with the file\'s name) or "skip" (count and skip)')
-    for key in ("mean", "std"):
-        value = getattr(d, key)
-        if value is not None and len(value) != 3:
-            raise RecipeError(f"data.{key}: give 3 numbers (R, G, B)")
+        raise RecipeError('data.num_workers: use a whole number >= 0 or "auto"')
+    if isinstance(d.num_workers, int) and d.num_workers < 0:
+        raise RecipeError('data.num_workers: must be >= 0 (0 loads in the main process) or "auto"')
     o = r.optimizer
     if o.name not in OPTIMIZERS:
         raise RecipeError(
             f"optimizer.name: {o.name!r} is not one of {', '.join(OPTIMIZERS)}{did_you_mean(o.name, OPTIMIZERS)}"
         )
-    if o.lr <= 0:
-        raise RecipeError("optimizer.lr: must be > 0")
+    if not 0 < o.lr <= 10:
+        raise RecipeError(f"optimizer.lr: {o.lr} must be > 0 and at most 10 (typical: 1e-4 to 1e-2)")
+    if o.weight_decay < 0:
+        raise RecipeError(f"optimizer.weight_decay: {o.weight_decay} must be >= 0")
+    if not 0 <= o.momentum < 1:
+        raise RecipeError(f"optimizer.momentum: {o.momentum} must be in [0, 1)")
     if not 0 < o.layer_decay <= 1:
         raise RecipeError("optimizer.layer_decay: must be in (0, 1]; 1 means the same lr for every layer")
+    if not 0 <= r.seed < 2**63:
+        raise RecipeError(f"seed: {r.seed} must be a whole number >= 0")
     for i, s in enumerate(r.stages):
         where = f"stages.{i}"
-        if s.epochs <= 0:
+        if s.epochs <= 0 or s.epochs > 100_000:
             raise RecipeError(f"{where}.epochs: must be a positive integer")
-        if s.lr is not None and s.lr <= 0:
-            raise RecipeError(f"{where}.lr: must be > 0")
+        if s.lr is not None and not 0 < s.lr <= 10:
+            raise RecipeError(f"{where}.lr: {s.lr} must be > 0 and at most 10")
         if s.schedule not in SCHEDULES:
             raise RecipeError(
                 f"{where}.schedule: {s.schedule!r} is not one of {', '.join(SCHEDULES)}{did_you_mean(s.schedule, SCHEDULES)}"
@@ -289,31 +344,50 @@ def _check_values(r: Recipe) -> None:
             raise RecipeError(f'{where}.train: {s.train!r} is not "head", "all", "last:N" or a list of group names')
         if isinstance(s.train, str) and s.train.startswith("last:") and not s.train[5:].isdigit():
             raise RecipeError(f'{where}.train: "last:N" needs a whole number, e.g. "last:2"')
+        if isinstance(s.train, list) and not all(isinstance(g, str) for g in s.train):
+            raise RecipeError(f"{where}.train: a list of group names must hold strings")
     pre = r.model.pretrained
     if isinstance(pre, str) and not pre:
         raise RecipeError("model.pretrained: give true, false or a tag name")
-    from .adapters import adapter_class
 
-    adapter_class(r.task).validate_recipe(r)
+
+def read_recipe_file(path: Path) -> dict[str, Any]:
+    """Parse a recipe file; unreadable, non-UTF-8 or invalid TOML is one line naming the file."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"{path}: not UTF-8 text (byte {exc.start}); save the recipe as UTF-8") from None
+    except OSError as exc:
+        raise RecipeError(f"{path}: cannot read the recipe ({exc.strerror or exc})") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"{path}: invalid TOML ({exc})") from None
+
+
+def recipe_path(name_or_path: str | Path) -> Path:
+    """A recipe file: the path itself, or the file of a registered recipe name (``zoo list --kind recipe``)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    if path.suffix == "" and len(path.parts) == 1:
+        from .builtin import recipe_files
+        from .catalog import catalog
+
+        spec = catalog().get(str(path), kind="recipe")
+        name = Path(str(spec.meta.get("file", ""))).name
+        found = next((f for f in recipe_files() if f.name == name), None)
+        if found is None:
+            raise RecipeError(f"recipe {spec.name!r} (plugin {spec.plugin}) names no readable file; reinstall it")
+        return found
+    if path.exists():
+        raise RecipeError(f"{path}: is not a file; give a recipe .toml file")
+    raise RecipeError(f"{path}: no such recipe file (see zoo list --kind recipe)")
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     """Read a recipe TOML file (or a registered recipe name) and validate it with overrides applied."""
-    path = Path(path)
-    if not path.is_file():
-        from .catalog import catalog
-
-        if path.suffix == "" and len(path.parts) == 1:
-            from .builtin import recipe_files
-
-            spec = catalog().get(str(path), kind="recipe")
-            name = Path(spec.meta["file"]).name
-            path = next((f for f in recipe_files() if f.name == name), path)
-        else:
-            raise RecipeError(f"{path}: no such recipe file (see zoo list --kind recipe)")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise RecipeError(f"{path}: invalid TOML ({exc})") from None
+    path = recipe_path(path)
+    data = read_recipe_file(path)
     data.setdefault("name", path.stem)
     return validate(apply_overrides(data, overrides or []), source=str(path))

@@ -1,52 +1,56 @@
 """``registry.json``: the committed catalog of the first-party plugins and the zoo/ recipes.
 
 It is generated (``zoo registry build``), stably ordered, and a test fails when it is stale, so the
-published catalog never drifts from the code that defines it.
+published catalog never drifts from the code that defines it. Which plugins it covers is the
+repository's choice, read from ``[tool.modelzoo] registry-plugins`` in the ``pyproject.toml`` beside
+it. Each plugin is recorded with its distribution's version and the versions of what that
+distribution requires (the library a plugin enumerates), which is what makes its entries valid.
 """
 
 from __future__ import annotations
 
 import json
-from importlib import metadata
+import tomllib
 from pathlib import Path
 from typing import Any
 
 from .errors import ZooError
 
-FIRST_PARTY = ("core", "timm", "torchvision", "text", "detection")
-FORMAT = 1
+FORMAT = 2
 
 
-def build_registry() -> dict[str, Any]:
-    """Build the registry from the installed first-party plugins (all must load cleanly)."""
+def registry_plugins(root: str | Path) -> list[str]:
+    """The plugin names ``root/pyproject.toml`` lists under ``[tool.modelzoo] registry-plugins``."""
+    path = Path(root) / "pyproject.toml"
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        names = data["tool"]["modelzoo"]["registry-plugins"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        raise ZooError(
+            f"{path} has no [tool.modelzoo] registry-plugins list; run zoo registry build in the repository root"
+        ) from None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ZooError(f"{path}: [tool.modelzoo] registry-plugins must be a list of plugin names")
+    return names
+
+
+def build_registry(plugins: list[str]) -> dict[str, Any]:
+    """Build the registry from the named installed plugins (all must load cleanly)."""
     from .catalog import build_catalog
+    from .plugins import dist_fingerprint
 
     cat = build_catalog()
-    plugins = {}
-    for name in FIRST_PARTY:
+    recorded = {}
+    for name in plugins:
         info = cat.plugins.get(name)
         if info is None:
-            continue
+            raise ZooError(f"plugin {name!r} is not installed; install it before building the registry")
         if info.status != "ok":
-            raise ZooError(
-                f"first-party plugin {name!r} is {info.status}: {info.error}; fix it before building the registry"
-            )
-        plugins[name] = {"distribution": info.dist, "version": info.version}
-    libraries = {}
-    for lib in ("timm", "torchvision", "transformers"):
-        try:
-            libraries[lib] = metadata.version(lib)
-        except metadata.PackageNotFoundError:
-            pass
-    entries = [s.to_dict() for s in cat.specs if s.plugin in plugins]
+            raise ZooError(f"plugin {name!r} is {info.status}: {info.error}; fix it before building the registry")
+        recorded[name] = dist_fingerprint(info.dist) if info.dist else {"distribution": None, "version": None}
+    entries = [s.to_dict() for s in cat.specs if s.plugin in recorded]
     entries.sort(key=lambda e: (e["kind"], e["plugin"], e["name"]))
-    return {
-        "format": FORMAT,
-        "generated_by": "zoo registry build",
-        "plugins": plugins,
-        "libraries": libraries,
-        "entries": entries,
-    }
+    return {"format": FORMAT, "generated_by": "zoo registry build", "plugins": recorded, "entries": entries}
 
 
 def render(data: dict[str, Any]) -> str:
@@ -64,7 +68,7 @@ def check_registry(path: str | Path) -> str | None:
     path = Path(path)
     if not path.is_file():
         return "missing"
-    fresh = build_registry()
+    fresh = build_registry(registry_plugins(path.parent))
     try:
         current = json.loads(path.read_text(encoding="utf-8"))
     except ValueError:
@@ -75,9 +79,5 @@ def check_registry(path: str | Path) -> str | None:
     new = {(e["kind"], e["plugin"], e["name"]): e for e in fresh["entries"]}
     added, removed = len(new.keys() - old.keys()), len(old.keys() - new.keys())
     changed = sum(1 for k in new.keys() & old.keys() if new[k] != old[k])
-    header = (
-        ""
-        if current.get("plugins") == fresh["plugins"] and current.get("libraries") == fresh["libraries"]
-        else ", versions differ"
-    )
+    header = "" if current.get("plugins") == fresh["plugins"] else ", versions differ"
     return f"{added} added, {removed} removed, {changed} changed{header}"

@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import SpecError
-from .tasks import TASKS, normalize_task
 
-KINDS = ("backbone", "head", "dataset", "recipe")
+KINDS = ("backbone", "head", "dataset", "recipe", "task")
 OUTPUT_KINDS = ("pooled", "pyramid", "sequence")
+#: the value types a task may declare for its ``zoo predict`` options (``meta["predict_options"]``)
+OPTION_TYPES = ("int", "float", "str", "bool", "path")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
+_OPTION_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 _SOURCE_SCHEMES = ("hf-hub:", "https://", "http://", "pkg:", "file:")
 
@@ -66,10 +68,17 @@ class PretrainedTag:
 
 @dataclass
 class Spec:
-    """A catalog entry: backbone, head, dataset or recipe.
+    """A catalog entry: backbone, head, dataset, recipe or task.
 
     Backbones declare ``outputs`` (what they can emit) and, where cheap, ``num_features`` (pooled)
     and ``pyramid`` levels; heads declare what they ``consumes``. Assembly matches the two.
+
+    A task's ``builder`` names its :class:`modelzoo.Task` class; what the catalog and the Hub need
+    to know without importing it is plain data in ``meta``: ``metric`` (required, the main
+    validation metric), ``higher_is_better`` (default true), ``aliases`` (short names accepted
+    wherever a task is given; the first is shown by ``zoo list``), ``pipeline_tag`` (the Hub's),
+    ``inputs`` (what ``zoo predict`` takes, in words) and ``predict_options`` (extra ``zoo predict``
+    flags: ``[{"name": "top_k", "type": "int", "default": 5, "help": "..."}]``).
     """
 
     name: str
@@ -145,11 +154,10 @@ def validate_spec(spec: Any) -> Spec:
         raise SpecError(f"{where}: name must be letters, digits, '_' or '-'")
     if spec.kind not in KINDS:
         raise SpecError(f"{where}: kind {spec.kind!r} is not one of {', '.join(KINDS)}")
-    try:
-        spec.tasks = sorted({normalize_task(t) for t in spec.tasks})
-    except Exception as exc:
-        raise SpecError(f"{where}: {exc}") from None
-    if spec.kind in ("backbone", "head") and not spec.builder:
+    if not isinstance(spec.tasks, list) or any(not isinstance(t, str) or not _NAME_RE.match(t) for t in spec.tasks):
+        raise SpecError(f"{where}: tasks must be a list of task names (zoo list --kind task)")
+    spec.tasks = sorted({t.lower() for t in spec.tasks})
+    if spec.kind in ("backbone", "head", "task") and not spec.builder:
         raise SpecError(f"{where}: a {spec.kind} needs a builder 'module:function'")
     if spec.builder and ":" not in spec.builder:
         raise SpecError(f"{where}: builder {spec.builder!r} must look like 'package.module:function'")
@@ -159,6 +167,8 @@ def validate_spec(spec: Any) -> Spec:
     if spec.kind == "head":
         if not spec.consumes or any(o not in OUTPUT_KINDS for o in spec.consumes):
             raise SpecError(f"{where}: consumes must be a non-empty subset of {', '.join(OUTPUT_KINDS)}")
+    if spec.kind == "task":
+        _validate_task_meta(spec, where)
     seen: set[str] = set()
     for tag in spec.pretrained:
         if not isinstance(tag, PretrainedTag):
@@ -177,4 +187,27 @@ def validate_spec(spec: Any) -> Spec:
     return spec
 
 
-__all__ = ["KINDS", "OUTPUT_KINDS", "TASKS", "Level", "PretrainedTag", "Spec", "validate_spec"]
+def _validate_task_meta(spec: Spec, where: str) -> None:
+    """A task's plain-data description: its metric, aliases, Hub pipeline tag and predict options."""
+    meta = spec.meta
+    if not isinstance(meta.get("metric"), str) or not meta["metric"]:
+        raise SpecError(f'{where}: a task needs meta["metric"], the name of its main validation metric')
+    if not isinstance(meta.get("higher_is_better", True), bool):
+        raise SpecError(f'{where}: meta["higher_is_better"] must be true or false')
+    aliases = meta.get("aliases", [])
+    if not isinstance(aliases, list) or any(not isinstance(a, str) or not _NAME_RE.match(a) for a in aliases):
+        raise SpecError(f'{where}: meta["aliases"] must be a list of names')
+    for key in ("pipeline_tag", "inputs"):
+        if key in meta and not isinstance(meta[key], str):
+            raise SpecError(f'{where}: meta["{key}"] must be a string')
+    options = meta.get("predict_options", [])
+    if not isinstance(options, list):
+        raise SpecError(f'{where}: meta["predict_options"] must be a list of {{name, type, default, help}} tables')
+    for opt in options:
+        if not isinstance(opt, dict) or not _OPTION_RE.match(str(opt.get("name", ""))):
+            raise SpecError(f"{where}: predict option {opt!r} needs a snake_case 'name'")
+        if opt.get("type", "str") not in OPTION_TYPES:
+            raise SpecError(f"{where}: predict option {opt['name']!r} type must be one of {', '.join(OPTION_TYPES)}")
+
+
+__all__ = ["KINDS", "OPTION_TYPES", "OUTPUT_KINDS", "Level", "PretrainedTag", "Spec", "validate_spec"]

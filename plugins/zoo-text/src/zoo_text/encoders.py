@@ -4,12 +4,15 @@ Why it looks like this:
 
 * **The real transformers code builds the network** (``AutoModel.from_config``), from a ``config.json``
   that is plain data; nothing is ever loaded with ``trust_remote_code``, so no code from a model repo
-  runs. Weights are fetched and sha256-checked by the core (``modelzoo.weights.fetch_file``) and read
-  from safetensors (or a pickle-free ``.bin``), then loaded into that network.
+  runs. Weights are fetched and sha256-checked by the core (``modelzoo.sdk.fetch_file``) and read
+  from safetensors (or a pickle-free ``.bin``), then loaded into that network. The config and
+  tokenizer files are the weights' siblings (same folder, package or Hub repo), found through the
+  same sources (``modelzoo.sdk.locate_source``).
 * **The tokenizer is data too.** ``tokenizer.json`` is read by the Rust ``tokenizers`` library (a
   BERT WordPiece tokenizer is built from ``vocab.txt`` where a repo has no ``tokenizer.json``); it
-  travels with every fine-tuned model (``tokenizer.json`` + ``tokenizer_config.json`` in the run
-  folder / Hub repo), so a model loads offline with exactly the tokenizer it was trained with.
+  travels with every fine-tuned model: ``TextEncoder.save_files`` writes ``tokenizer.json`` +
+  ``tokenizer_config.json`` and returns their names, which the core records in ``config.json`` and
+  carries through pushes and pulls, so a model loads offline with exactly the tokenizer it was trained with.
 * **A saved model needs nothing but its folder.** The encoder's own config is recorded in the
   modelzoo ``config.json`` (``backbone.options.encoder_config``); rebuilding reads it instead of the
   pretrained source, so ``modelzoo.load`` works without the weights package or the network.
@@ -19,19 +22,28 @@ Why it looks like this:
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from modelzoo.backbone import Backbone, FeatureInfo
-from modelzoo.errors import ZooError
-from modelzoo.fsutil import read_json_object
-from modelzoo.specs import PretrainedTag, Spec
-from modelzoo.weights import SourceUnavailable, _hub_reachable, _pkg_path, fetch_file, load_state_dict
+from modelzoo.sdk import (
+    FeatureInfo,
+    PretrainedTag,
+    SourceUnavailable,
+    Spec,
+    ZooError,
+    atomic_write_text,
+    fetch_file,
+    load_state_dict,
+    locate_source,
+    read_json_object,
+)
+
+from .contracts import TextBackbone
 
 POOLINGS = ("mean", "cls")
 #: files a tokenizer is saved as, next to config.json + model.safetensors (the Hub's usual names)
@@ -91,13 +103,15 @@ class TextTokenizer:
             self.tokenizer.no_truncation()
         return [e.ids for e in encodings], sum(1 for e in encodings if e.overflowing)
 
-    def save(self, folder: Path) -> None:
-        """Write ``tokenizer.json`` and ``tokenizer_config.json`` (what transformers' AutoTokenizer reads too)."""
+    def save(self, folder: Path) -> list[str]:
+        """Write ``tokenizer.json`` and ``tokenizer_config.json`` (what transformers' AutoTokenizer reads
+        too), each atomically, and return their names."""
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "tokenizer.json").write_text(self.tokenizer.to_str(), encoding="utf-8")
+        atomic_write_text(folder / "tokenizer.json", self.tokenizer.to_str())
         config = {k: v for k, v in self.config.items() if k not in ("auto_map", "name_or_path")}
         config.setdefault("tokenizer_class", "PreTrainedTokenizerFast")
-        (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        atomic_write_text(folder / "tokenizer_config.json", json.dumps(config, indent=2) + "\n")
+        return list(TOKENIZER_FILES)
 
 
 def _wordpiece(vocab: Path, lowercase: bool):
@@ -120,7 +134,7 @@ def _wordpiece(vocab: Path, lowercase: bool):
 
 
 # -- the backbone -----------------------------------------------------------------------------
-class TextEncoder(Backbone):
+class TextEncoder(TextBackbone):
     """A transformers encoder: ``{"input_ids", "attention_mask"}`` -> ``(hidden (B, T, C), mask)``
     (``sequence``) or the pooled ``(B, C)`` (``pooled``), plus the tokenizer that feeds it."""
 
@@ -146,12 +160,28 @@ class TextEncoder(Backbone):
             return hidden, mask
         return pool(hidden, mask, self.pooling)
 
-    # what the core's text adapter and modelzoo.load use (duck-typed: the core knows no model family)
+    # -- Backbone: what rebuilds this encoder from a model folder --------------------------------------
     @property
     def config_options(self) -> dict[str, Any]:
-        """Options that rebuild this architecture without the pretrained source (recorded in config.json)."""
+        """The encoder's own config and pooling: they rebuild the architecture without the pretrained source."""
         return {"encoder_config": self.encoder_config, "pooling": self.pooling}
 
+    def save_files(self, folder: Path) -> list[str]:
+        """Write the tokenizer beside ``config.json`` / ``model.safetensors``; return the file names."""
+        if self.tokenizer is None:
+            raise ZooError(
+                "this text encoder has no tokenizer to save; build it from a pretrained tag or a model folder"
+            )
+        return self.tokenizer.save(Path(folder))
+
+    def load_files(self, folder: Path) -> None:
+        """Read the tokenizer saved with a model (a run folder or a pulled Hub repo)."""
+        folder = Path(folder)
+        if not (folder / "tokenizer.json").is_file():
+            raise ZooError(f"{folder} has no tokenizer.json; a text model folder needs its tokenizer files")
+        self.tokenizer = TextTokenizer.from_dir(folder)
+
+    # -- TextBackbone ---------------------------------------------------------------------------------
     @property
     def max_positions(self) -> int:
         return int(self.encoder_config.get("max_position_embeddings") or 512)
@@ -164,19 +194,6 @@ class TextEncoder(Backbone):
     @property
     def pad_id(self) -> int:
         return self.tokenizer.pad_id if self.tokenizer is not None else 0
-
-    def save_files(self, folder: Path) -> None:
-        """Write the tokenizer files beside ``config.json`` / ``model.safetensors``."""
-        if self.tokenizer is None:
-            raise ZooError("this text encoder has no tokenizer to save")
-        self.tokenizer.save(Path(folder))
-
-    def load_files(self, folder: Path) -> None:
-        """Read the tokenizer saved with a model (a run folder or a pulled Hub repo)."""
-        folder = Path(folder)
-        if not (folder / "tokenizer.json").is_file():
-            raise ZooError(f"{folder} has no tokenizer.json; a text model folder needs its tokenizer files")
-        self.tokenizer = TextTokenizer.from_dir(folder)
 
     def layer_groups(self) -> list[tuple[str, list[str]]]:
         """``embeddings``, then one group per transformer layer; anything after the layers (a final
@@ -205,56 +222,46 @@ def _layer_list(model: nn.Module) -> tuple[str, int] | None:
 
 
 # -- sources ----------------------------------------------------------------------------------
-def _hub_companions(source: str, weights: Path) -> Path:
-    """Download (or find in the HF cache) the config and tokenizer files beside a Hub weights file."""
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
+def sibling_source(source: str, name: str) -> str | None:
+    """The source of file ``name`` beside a weights source (same folder, package or Hub repo and
+    revision); None for a plain URL, which names one file and nothing beside it."""
+    if source.startswith("hf-hub:"):
+        return f"{source.partition('::')[0]}::{name}"
+    if source.startswith(("pkg:", "file:")):
+        scheme, _, path = source.partition(":")
+        folder, sep, _ = path.rpartition("/")
+        return f"{scheme}:{folder}{sep}{name}"
+    return None
 
-    repo, _, _ = source[len("hf-hub:") :].partition("::")
-    repo, _, revision = repo.partition("@")
-    folder = weights.parent
-    for name in COMPANIONS:
-        if (folder / name).is_file():
-            continue
-        try:
-            hf_hub_download(repo, name, revision=revision or None, local_files_only=not _hub_reachable())
-        except EntryNotFoundError:
-            continue
-        except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
-            if name == "config.json":
-                raise ZooError(f"{repo}: cannot fetch config.json ({type(exc).__name__}); go online once") from None
+
+def companion_dir(source: str) -> Path:
+    """The folder holding the encoder's ``config.json`` (and tokenizer files) for one weights source.
+
+    Only ``config.json`` is required; a Hub repo's tokenizer files are fetched one by one into the same
+    snapshot folder (a repo may have ``tokenizer.json``, ``vocab.txt`` or both). The weights themselves
+    are neither read nor hashed here, so a random-init build needs only these small files.
+    """
+    config_source = sibling_source(source, "config.json")
+    if config_source is None:
+        raise SourceUnavailable("a plain URL names one file; no config.json beside it")
+    folder = locate_source(config_source).parent
+    if source.startswith("hf-hub:"):
+        for name in COMPANIONS:
+            if not (folder / name).is_file():
+                with contextlib.suppress(SourceUnavailable):  # optional: from_dir says what is missing
+                    locate_source(f"{source.partition('::')[0]}::{name}")
     return folder
 
 
-def _companion_dir(tag: PretrainedTag, label: str) -> Path:
-    """Where a tag's config/tokenizer files are, without reading or hashing the weights (random init)."""
+def find_companions(tag: PretrainedTag, label: str, source: str | None = None) -> Path:
+    """The companion folder of ``source`` (the weights' own source), else of the first of the tag's
+    sources that has one; one line listing why each failed."""
     reasons = []
-    for source in tag.sources:
+    for candidate in [source] if source else tag.sources:
         try:
-            if source.startswith("pkg:"):
-                folder = _pkg_path(source).parent
-            elif source.startswith("file:"):
-                folder = Path(os.path.expanduser(source[len("file:") :])).parent
-            elif source.startswith("hf-hub:"):
-                from huggingface_hub import hf_hub_download
-
-                repo = source[len("hf-hub:") :].partition("::")[0]
-                repo, _, revision = repo.partition("@")
-                try:
-                    cfg = hf_hub_download(repo, "config.json", revision=revision or None, local_files_only=True)
-                except Exception:
-                    if not _hub_reachable():
-                        raise SourceUnavailable("config.json not in the HF cache and the Hub is unreachable") from None
-                    cfg = hf_hub_download(repo, "config.json", revision=revision or None)
-                folder = _hub_companions(source, Path(cfg))
-            else:
-                raise SourceUnavailable("a plain URL names one file; no config.json beside it")
+            return companion_dir(candidate)
         except SourceUnavailable as exc:
-            reasons.append(f"{source}: {exc}")
-            continue
-        if (folder / "config.json").is_file():
-            return folder
-        reasons.append(f"{source}: no config.json in {folder}")
+            reasons.append(f"{candidate}: {exc}")
     raise ZooError(f"'{label}': cannot find the encoder's config.json: {'; '.join(reasons)}")
 
 
@@ -324,11 +331,11 @@ def build(
             raise ZooError(f"text encoder {spec.name!r} registers no source for its config.json and tokenizer")
         if pretrained is not None:
             path, source, digest = fetch_file(pretrained, label)
-            folder = _hub_companions(source, path) if source.startswith("hf-hub:") else path.parent
+            folder = find_companions(pretrained, label, source)
             state = load_state_dict(path)
             provenance = {"tag": label, "source": source, "sha256": digest, "license": pretrained.license}
         else:
-            folder = _companion_dir(tag, label)
+            folder = find_companions(tag, label)
         encoder_config = read_json_object(folder / "config.json")
         tokenizer = TextTokenizer.from_dir(folder)
     unknown = [k for k in options if k not in encoder_config]

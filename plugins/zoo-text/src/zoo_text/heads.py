@@ -3,7 +3,8 @@
 Pooling is part of the head, not the encoder, so one encoder serves both styles: BERT was
 pre-trained with its ``[CLS]`` token, sentence-transformers models (MiniLM) with mean pooling.
 ``pool`` has no parameters, so the engine's feature cache can store pooled embeddings of a frozen
-encoder and train only ``classify`` on them (the core's text adapter calls the two halves).
+encoder and train only ``classify`` on them: the heads are :class:`~zoo_text.contracts.SequenceClassifierHead`
+subclasses, which is how the text-classification task knows it may call the two halves.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from modelzoo.backbone import Backbone
-from modelzoo.errors import ZooError
+from modelzoo.sdk import Backbone, ZooError
 
+from .contracts import SequenceClassifierHead
 from .encoders import pool
 
 
-class PoolingClassifier(nn.Module):
+class PoolingClassifier(SequenceClassifierHead):
     """``(hidden, mask)`` -> pooled ``(B, C)`` -> dropout -> [Linear-GELU-Dropout] -> Linear -> logits."""
 
     def __init__(self, width: int, num_classes: int, pooling: str, dropout: float = 0.1, hidden: int = 0) -> None:
@@ -36,9 +37,6 @@ class PoolingClassifier(nn.Module):
 
     def classify(self, pooled: torch.Tensor) -> torch.Tensor:
         return self.classifier(pooled)
-
-    def forward(self, features: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        return self.classify(self.pool(features))
 
 
 def _width(backbone: Backbone, head: str) -> int:

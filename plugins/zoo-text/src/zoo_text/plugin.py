@@ -1,4 +1,5 @@
-"""Registers text encoders (Hugging Face transformers), pooling classifier heads and text datasets.
+"""Registers the text-classification task, text encoders (Hugging Face transformers), pooling
+classifier heads and text datasets.
 
 Plain data only (no torch or transformers import): ``zoo list --task text`` stays instant. Every
 encoder has its usual Hub source (``hf-hub:``, downloaded with the real huggingface_hub client when
@@ -8,7 +9,7 @@ tag lists both sources and pins the file's sha256, so either source yields the s
 
 from __future__ import annotations
 
-from modelzoo import PretrainedTag, Spec, hookimpl
+from modelzoo.sdk import PretrainedTag, Spec, hookimpl
 
 TASK = "text-classification"
 BUILDER = "zoo_text.encoders:build"
@@ -123,6 +124,22 @@ def _head(name: str, pooling: str, description: str) -> Spec:
 @hookimpl
 def modelzoo_specs() -> list[Spec]:
     return [
+        Spec(
+            name=TASK,
+            kind="task",
+            builder="zoo_text.task:TextClassification",
+            description=(
+                "Classify a text into one of a fixed set of classes (CSV, JSONL, <class>/*.txt or registered datasets)"
+            ),
+            meta={
+                "aliases": ["text"],
+                "pipeline_tag": "text-classification",
+                "metric": "accuracy",
+                "higher_is_better": True,
+                "inputs": "texts (one per argument, or '-' for one per line on stdin)",
+                "predict_options": [{"name": "top_k", "type": "int", "default": 5, "help": "classes per input"}],
+            },
+        ),
         *(_encoder(*row) for row in ENCODERS),
         _head(
             "mean-pool",

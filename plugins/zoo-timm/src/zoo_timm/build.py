@@ -1,6 +1,6 @@
 """Builds timm backbones (imported only when a model is built).
 
-Pretrained weights are fetched and sha256-checked by the core (``modelzoo.weights``), then handed
+Pretrained weights are fetched and sha256-checked by the core (``modelzoo.sdk.pretrained_state_dict``), then handed
 to timm as a state dict so timm's own loader drops the classifier and maps features_only models.
 """
 
@@ -8,10 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelzoo.backbone import Backbone, FeatureInfo, default_layer_groups
-from modelzoo.errors import ZooError
-from modelzoo.specs import Level, PretrainedTag, Spec
-from modelzoo.weights import pretrained_state_dict
+from modelzoo.sdk import (
+    Backbone,
+    FeatureInfo,
+    Level,
+    PretrainedTag,
+    Spec,
+    ZooError,
+    default_layer_groups,
+    pretrained_state_dict,
+)
 
 
 class TimmBackbone(Backbone):

@@ -7,7 +7,7 @@ EfficientNet-Lite weights are Apache-2.0, and both facts are recorded, nothing i
 
 from __future__ import annotations
 
-from modelzoo.specs import PretrainedTag
+from modelzoo.sdk import PretrainedTag
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]

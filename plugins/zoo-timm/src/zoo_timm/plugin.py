@@ -5,7 +5,7 @@ Runs only when the catalog is (re)built; the result is cached, so ``zoo list`` d
 
 from __future__ import annotations
 
-from modelzoo import PretrainedTag, Spec, hookimpl
+from modelzoo.sdk import PretrainedTag, Spec, hookimpl
 
 from .offline import OFFLINE_TAGS
 
@@ -41,6 +41,7 @@ def modelzoo_specs() -> list[Spec]:
     import timm
     from timm.models import get_arch_pretrained_cfgs
 
+    modules = {arch: module for module in timm.list_modules() for arch in timm.list_models(module=module)}
     specs = []
     for arch in timm.list_models():
         tags = []
@@ -61,13 +62,7 @@ def modelzoo_specs() -> list[Spec]:
                 pretrained=tags,
                 default_tag=offline[0].tag if offline else (tags[0].tag if tags else None),
                 description=f"timm {arch}",
-                meta={"library": "timm", "module": _module(arch)},
+                meta={"library": "timm", "module": modules.get(arch, "")},
             )
         )
     return specs
-
-
-def _module(arch: str) -> str:
-    from timm.models._registry import _model_to_module
-
-    return _model_to_module.get(arch, "")

@@ -7,10 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from modelzoo.backbone import Backbone, probe_info
-from modelzoo.errors import ZooError
-from modelzoo.specs import PretrainedTag, Spec
-from modelzoo.weights import pretrained_state_dict
+from modelzoo.sdk import Backbone, PretrainedTag, Spec, ZooError, pretrained_state_dict, probe_info
 
 
 def _strip_classifier(model: nn.Module) -> nn.Module:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from modelzoo import PretrainedTag, Spec, hookimpl
+from modelzoo.sdk import PretrainedTag, Spec, hookimpl
 
 BUILDER = "zoo_torchvision.build:build"
 #: families whose trunk the builder can cut into a multi-scale pyramid

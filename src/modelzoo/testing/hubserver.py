@@ -5,7 +5,7 @@ this server on 127.0.0.1 (random port) and points the client at it with ``HF_END
 what ``huggingface_hub`` 2.4 calls for repo creation, commits (inline base64 files and plain Git LFS),
 branches, tags, refs, trees, repo info, model listing and downloads (``resolve`` with ETag,
 X-Repo-Commit and Range), and answers errors with the ``X-Error-Code`` headers the client turns into
-its typed exceptions. See /work/shared/HUB-PROTOCOL.md for the checked facts behind each answer.
+its typed exceptions. Each answer follows what the client was checked to need (endpoints, headers, error codes).
 
 Storage: file contents live on disk, content-addressed by sha256 (``<root>/objects``); commits,
 branches and tags live in memory. Blob ids are real git blob sha1s (of the content for regular files,
@@ -15,7 +15,7 @@ Deliberate simplifications: any valid token may write to any namespace and read 
 (``role="read"`` tokens may only read); no pull requests, no Xet (``preupload`` answers ``"regular"``
 unless ``lfs_threshold`` is set, which is for clients run with ``HF_HUB_DISABLE_XET=1``).
 
-Run it by hand with ``python tests/hubserver.py [--port N]``.
+Run it by hand with ``python -m modelzoo.testing.hubserver [--port N]``.
 """
 
 from __future__ import annotations

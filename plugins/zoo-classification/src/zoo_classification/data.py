@@ -1,4 +1,4 @@
-"""Image-classification data: ImageFolder directories and registered datasets.
+"""Image-classification data: ImageFolder directories, Fashion-MNIST and other registered datasets.
 
 Everything is validated before training starts (empty classes, train/val label mismatch,
 unreadable images), so a bad file stops the run with its name, or is counted and skipped when the
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .errors import ZooError
+from modelzoo.sdk import IMAGE_EXTENSIONS, ZooError, cache_dir, read_image
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 FASHION_MNIST_LABELS = [
     "T-shirt/top",
     "Trouser",
@@ -78,16 +78,15 @@ class ImageDataset(Dataset):
             img = self.split.images[index]
             img = img.unsqueeze(0) if img.ndim == 2 else img.permute(2, 0, 1)
         else:
-            from PIL import Image
             from torchvision.transforms.v2.functional import pil_to_tensor
 
-            with Image.open(self.split.paths[index]) as im:
-                img = pil_to_tensor(im.convert("RGB"))
+            img = pil_to_tensor(read_image(self.split.paths[index]))
         return self.transform(img), self.split.targets[index]
 
 
 # -- registered datasets ----------------------------------------------------------------------
-def _read_idx(path: Path, offset: int) -> np.ndarray:
+def read_idx(path: Path, offset: int) -> np.ndarray:
+    """The bytes of a gzipped IDX file after its header (``offset``: 16 for images, 8 for labels)."""
     with gzip.open(path, "rb") as fh:
         return np.frombuffer(fh.read(), dtype=np.uint8, offset=offset)
 
@@ -97,8 +96,6 @@ def fashion_mnist_dir() -> Path:
     for candidate in (os.environ.get("MODELZOO_FASHION_MNIST"), *FASHION_MNIST_DIRS):
         if candidate and (Path(candidate) / "train-images-idx3-ubyte.gz").is_file():
             return Path(candidate)
-    from .catalog import cache_dir
-
     root = cache_dir() / "datasets"
     raw = root / "FashionMNIST" / "raw"
     if (raw / "train-images-idx3-ubyte.gz").is_file():
@@ -116,14 +113,22 @@ def fashion_mnist_dir() -> Path:
     return raw
 
 
+def fashion_mnist_arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Fashion-MNIST's ``"train"`` or ``"test"`` split as (uint8 images N x 28 x 28, int labels N)."""
+    root = fashion_mnist_dir()
+    prefix = "train" if split == "train" else "t10k"
+    images = read_idx(root / f"{prefix}-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28)
+    labels = read_idx(root / f"{prefix}-labels-idx1-ubyte.gz", 8).astype(int)
+    return images, labels
+
+
 def fashion_mnist(seed: int = 0) -> tuple[Split, Split, list[str], dict[str, Any]]:
     """Fashion-MNIST (Zalando, MIT): 60k train / 10k test 28x28 grey images, 10 classes."""
     root = fashion_mnist_dir()
 
-    def split(prefix: str) -> Split:
-        images = _read_idx(root / f"{prefix}-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28)
-        targets = _read_idx(root / f"{prefix}-labels-idx1-ubyte.gz", 8)
-        return Split(targets=targets.astype(int).tolist(), images=torch.from_numpy(images.copy()))
+    def split(name: str) -> Split:
+        images, targets = fashion_mnist_arrays(name)
+        return Split(targets=targets.tolist(), images=torch.from_numpy(images.copy()))
 
     info = {
         "source": str(root),
@@ -131,7 +136,7 @@ def fashion_mnist(seed: int = 0) -> tuple[Split, Split, list[str], dict[str, Any
         "hub_id": "zalando-datasets/fashion_mnist",
         "val_is": "official test split",
     }
-    return split("train"), split("t10k"), list(FASHION_MNIST_LABELS), info
+    return split("train"), split("test"), list(FASHION_MNIST_LABELS), info
 
 
 # -- ImageFolder ------------------------------------------------------------------------------
@@ -160,6 +165,15 @@ def _scan(root: Path, on_bad: str, counters: dict[str, int]) -> tuple[list[str],
         if good == 0:
             raise ZooError(f"class {name!r} in {root} has no readable images; add some or remove the directory")
     return classes, paths, targets
+
+
+def image_folder_split(root: Path, on_bad: str) -> tuple[list[str], Split, dict[str, Any]]:
+    """One ImageFolder (``root/<class>/<image>``) as a single split: classes, the split, skip counts."""
+    if not root.is_dir():
+        raise ZooError(f"{root} is not a directory; give an ImageFolder (<class>/<image> sub-directories)")
+    counters: dict[str, int] = {}
+    classes, paths, targets = _scan(root, on_bad, counters)
+    return classes, Split(targets=targets, paths=paths), {"source": str(root), "skipped": counters.get("skipped", 0)}
 
 
 def image_folder(path: str, train_dir: str, val_dir: str, val_split: float, on_bad: str, seed: int):
@@ -199,15 +213,12 @@ def _limit(split: Split, limit: int | None, seed: int) -> Split:
     return split.subset(sorted(order[:limit]))
 
 
-def load_image_data(cfg, seed: int) -> ImageData:
-    """Resolve ``recipe.data`` to train/val splits and labels."""
-    from .model import import_builder
-
+def load_image_data(cfg, seed: int, registered: Callable[[str], tuple[Any, Callable[..., Any]]]) -> ImageData:
+    """Resolve ``recipe.data`` to train/val splits and labels (``registered``: a dataset name to its
+    spec and builder, checked to be for this task)."""
     if cfg.dataset:
-        from .catalog import catalog
-
-        spec = catalog().get(cfg.dataset, kind="dataset")
-        train, val, labels, info = import_builder(spec.builder)(seed=seed)
+        spec, builder = registered(cfg.dataset)
+        train, val, labels, info = builder(seed=seed, **cfg.options)
         name = spec.name
         info = {**info, **{k: v for k, v in spec.meta.items() if k in ("hub_id", "license")}}
     else:

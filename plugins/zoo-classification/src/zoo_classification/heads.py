@@ -1,11 +1,10 @@
-"""The core's generic classification heads (registered through ``modelzoo.builtin``)."""
+"""Classifier heads on pooled features: the classic new head of transfer learning, and an MLP."""
 
 from __future__ import annotations
 
 from torch import nn
 
-from .backbone import Backbone, FeatureInfo
-from .errors import ZooError
+from modelzoo.sdk import Backbone, FeatureInfo, ZooError
 
 
 def _pooled_width(info: FeatureInfo, head: str) -> int:

@@ -2,6 +2,8 @@
 
 The detector's head resizes and normalises (its own transform), so images go in as they are: paths,
 PIL images, or CHW tensors (uint8, or float in [0, 1]). Boxes come back in the input's pixels, xyxy.
+Files are decoded by the SDK's ``read_image_tensor``, so a truncated or hostile image is one line
+naming the file, never a crash half-way through a folder.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from typing import Any
 
 import torch
 
-from .errors import ZooError
+from modelzoo.sdk import IMAGE_EXTENSIONS, TaskModel, ZooError, atomic_write, read_image_tensor
+
+from .heads import DetectionHead
 
 PALETTE = [
     (230, 25, 75),
@@ -27,15 +31,24 @@ PALETTE = [
     (0, 128, 128),
     (170, 110, 40),
 ]
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+HEAD_HINT = "pick a detection head (zoo list --kind head --task object-detection)"
 
 
-def _as_float_image(item: Any) -> torch.Tensor:
-    from .predict import _load_image
+def check_detector(model: TaskModel) -> DetectionHead:
+    """The model's head, checked to implement the declared detection contract (one line if not)."""
+    head = model.head
+    if not isinstance(head, DetectionHead):
+        name = model.config.get("head", {}).get("name", type(head).__name__)
+        raise ZooError(
+            f"head {name!r} is not a detection head (a zoo_detection.heads.DetectionHead with"
+            f" detect(backbone, images, targets)); {HEAD_HINT}"
+        )
+    return head
 
-    img = _load_image(item)
-    if img.ndim == 2:
-        img = img.unsqueeze(0)
+
+def as_float_image(item: Any) -> torch.Tensor:
+    """A float CHW RGB tensor in [0, 1] from a path, a PIL image or a tensor (grey and RGBA become RGB)."""
+    img = read_image_tensor(item)
     if img.shape[0] == 1:
         img = img.expand(3, -1, -1)
     if img.shape[0] == 4:
@@ -54,26 +67,38 @@ def to_items(det: dict[str, torch.Tensor], labels: list[str], score_threshold: f
     return sorted(items, key=lambda d: -d["score"])
 
 
+def check_options(score_threshold: Any, max_detections: Any) -> None:
+    """One line for an option that would silently give nothing or everything (a typo, a percentage)."""
+    if isinstance(score_threshold, bool) or not isinstance(score_threshold, (int, float)):
+        raise ZooError(f"score_threshold must be a number between 0 and 1, got {score_threshold!r}")
+    if not 0.0 <= score_threshold <= 1.0:
+        raise ZooError(f"score_threshold {score_threshold} is outside [0, 1]; scores are probabilities")
+    if max_detections is not None and (
+        isinstance(max_detections, bool) or not isinstance(max_detections, int) or max_detections < 1
+    ):
+        raise ZooError(f"max_detections must be a whole number >= 1, got {max_detections!r}")
+
+
 @torch.no_grad()
 def predict_detections(
-    model,
-    inputs,
+    model: TaskModel,
+    inputs: Any,
     score_threshold: float = 0.5,
-    batch_size: int = 8,
     max_detections: int | None = None,
-    **_: Any,
+    batch_size: int = 8,
 ) -> list[list[dict[str, Any]]]:
-    """Per input, the detections scoring at least ``score_threshold``: ``{"label", "score", "box": [x0, y0, x1, y1]}``."""
-    if not callable(getattr(model.head, "detect", None)):
-        raise ZooError(f"{model.config.get('head', {}).get('name')} is not a detection head (no detect method)")
+    """Per input, the detections scoring at least ``score_threshold``, best first (at most
+    ``max_detections``): ``{"label", "score", "box": [x0, y0, x1, y1]}`` in the input's pixels."""
+    check_options(score_threshold, max_detections)
+    head = check_detector(model)
     items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
     device = next(model.parameters()).device
     model.eval()
     labels = model.labels
     results: list[list[dict[str, Any]]] = []
     for start in range(0, len(items), batch_size):
-        images = [_as_float_image(x).to(device) for x in items[start : start + batch_size]]
-        _, dets = model.head.detect(model.backbone, images)
+        images = [as_float_image(x).to(device) for x in items[start : start + batch_size]]
+        _, dets = head.detect(model.backbone, images)
         for d in dets:
             d = {
                 "boxes": d["boxes"].float().cpu(),
@@ -104,11 +129,12 @@ def draw_detections(
 
     Returns a PIL image. Colours are per label (``labels`` fixes their order), or ``color`` for all;
     ``scale`` enlarges small images first (nearest neighbour) so the label text stays readable.
+    The file is written atomically, in the format its suffix names.
     """
     from torchvision.transforms.v2.functional import to_pil_image
     from torchvision.utils import draw_bounding_boxes
 
-    img = _as_float_image(image)
+    img = as_float_image(image)
     if scale > 1:
         img = torch.nn.functional.interpolate(img[None], scale_factor=scale, mode="nearest")[0]
     img = (img * 255).round().clamp(0, 255).to(torch.uint8)
@@ -119,23 +145,38 @@ def draw_detections(
         img = draw_bounding_boxes(img, boxes, labels=text if show_labels else None, colors=colors, width=width)
     pil = to_pil_image(img)
     if out is not None:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        pil.save(out)
+        save_image(pil, out)
     return pil
 
 
+def save_image(pil, path: str | Path) -> Path:
+    """Write a PIL image atomically (never a half-written file), in the format of the file's suffix."""
+    from PIL import Image
+
+    path = Path(path)
+    fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
+    return atomic_write(path, lambda p: pil.save(p, format=fmt))
+
+
 def save_annotated(inputs: list[Any], results: list[list[dict[str, Any]]], out: str | Path, labels=None) -> list[Path]:
-    """Draw each input's detections: one input and an image file name -> that file; else ``out/<name>.png``."""
+    """Draw each input's detections: one input and an image file name -> that file; else ``out/<name>.png``.
+
+    Inputs whose names repeat (``a/x.jpg`` and ``b/x.jpg``) get ``-2``, ``-3``... so none overwrites another.
+    """
     out = Path(out)
-    if len(inputs) == 1 and out.suffix.lower() in IMAGE_SUFFIXES:
+    if len(inputs) == 1 and out.suffix.lower() in IMAGE_EXTENSIONS:
         targets = [out]
     else:
-        if out.suffix.lower() in IMAGE_SUFFIXES:
-            raise ZooError(f"--out {out}: give a directory when predicting {len(inputs)} images")
+        if out.suffix.lower() in IMAGE_EXTENSIONS:
+            raise ZooError(f"--out {out}: give a folder when predicting {len(inputs)} images")
+        if out.exists() and not out.is_dir():
+            raise ZooError(f"--out {out}: exists and is not a folder; give a folder for the drawn images")
         out.mkdir(parents=True, exist_ok=True)
-        targets = [
-            out / f"{Path(str(x)).stem if not hasattr(x, 'shape') else f'image{i}'}.png" for i, x in enumerate(inputs)
-        ]
+        targets, seen = [], {}
+        for i, item in enumerate(inputs):
+            stem = Path(str(item)).stem if isinstance(item, (str, Path)) else f"image{i}"
+            seen[stem] = seen.get(stem, 0) + 1
+            targets.append(out / (f"{stem}.png" if seen[stem] == 1 else f"{stem}-{seen[stem]}.png"))
     for item, dets, path in zip(inputs, results, targets):
         draw_detections(item, dets, out=path, labels=labels)
     return targets

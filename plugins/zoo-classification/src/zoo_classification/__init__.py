@@ -1,0 +1,1 @@
+"""zoo-classification: the image-classification task, classifier heads and Fashion-MNIST for modelzoo."""

@@ -1,0 +1,26 @@
+"""Inference on images with a TaskModel's own preprocessing."""
+
+from __future__ import annotations
+
+import torch
+
+from modelzoo.sdk import read_image_tensor
+
+from .classify import top_k as best_k
+
+
+@torch.no_grad()
+def predict_images(model, inputs, top_k: int = 5, batch_size: int = 32) -> list[list[tuple[str, float]]]:
+    """Top-k ``(label, probability)`` per input, preprocessed as in evaluation (resize + crop + normalise)."""
+    from .data import build_transform
+
+    items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    transform = build_transform(model.preprocess, train=False, augment="none", from_files=True)
+    device = next(model.parameters()).device
+    model.eval()
+    results = []
+    for start in range(0, len(items), batch_size):
+        batch = torch.stack([transform(read_image_tensor(x)) for x in items[start : start + batch_size]]).to(device)
+        probs = model(batch).float().softmax(-1).cpu()
+        results += best_k(probs, model.labels, top_k)
+    return results

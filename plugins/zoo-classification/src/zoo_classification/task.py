@@ -1,0 +1,128 @@
+"""Image classification: ImageFolder directories or registered datasets, cross-entropy, accuracy.
+
+The recipe's ``[data]`` table is :class:`ImageData`; everything is validated before training starts.
+Preprocessing comes from the backbone's pretrained config (input size, mean/std, interpolation, crop),
+overridable per recipe, and is recorded in the model's config so ``zoo predict`` preprocesses exactly
+as evaluation did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modelzoo.sdk import DataConfig, RecipeError, TaskModel
+
+from .classify import ClassificationTask, check_top_k
+from .data import ImageData as LoadedData
+from .data import ImageDataset, Split, build_transform, image_folder_split, load_image_data
+
+AUGMENTS = ("none", "light")
+
+
+@dataclass
+class ImageData(DataConfig):
+    """``[data]`` of an image-classification recipe: ``dataset`` (registered) or ``path`` (an ImageFolder)."""
+
+    #: an ImageFolder: ``path/<class>/<image>``, or ``path/train/<class>/...`` + ``path/val/<class>/...``
+    path: str | None = None
+    train_dir: str = "train"
+    val_dir: str = "val"
+    #: square input size; default: the backbone's pretrained size
+    image_size: int | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    #: "none" or "light" (random resized crop + flip) for stages with ``augment = true``
+    augment: str = "none"
+    #: "error" stops at an unreadable image with its name; "skip" counts and skips it
+    on_bad_image: str = "error"
+
+
+class ImageClassification(ClassificationTask):
+    Data = ImageData
+
+    @classmethod
+    def validate_data(cls, data: ImageData, recipe: Any) -> None:
+        if bool(data.dataset) == bool(data.path):
+            raise RecipeError(
+                "data: give exactly one of data.dataset (a registered dataset, see zoo list --kind dataset)"
+                " or data.path (an ImageFolder directory)"
+            )
+        if data.image_size is not None and not 1 <= data.image_size <= 4096:
+            raise RecipeError(f"data.image_size: {data.image_size} must be between 1 and 4096 pixels")
+        for key in ("mean", "std"):
+            value = getattr(data, key)
+            if value is not None and len(value) != 3:
+                raise RecipeError(f"data.{key}: give 3 numbers (R, G, B)")
+        if data.std is not None and any(v <= 0 for v in data.std):
+            raise RecipeError(f"data.std: {data.std} must be 3 numbers > 0 (they divide the pixels)")
+        if data.augment not in AUGMENTS:
+            raise RecipeError(f"data.augment: {data.augment!r} is not one of {', '.join(AUGMENTS)}")
+        if data.on_bad_image not in ("error", "skip"):
+            raise RecipeError('data.on_bad_image: use "error" (stop with the file\'s name) or "skip" (count and skip)')
+
+    # -- data ---------------------------------------------------------------------------------------
+    def load_data(self) -> None:
+        self.loaded = load_image_data(self.data, self.recipe.seed, self.registered_dataset)
+        self.labels, self.dataset_name, self.data_info = self.loaded.labels, self.loaded.name, self.loaded.info
+
+    def load_eval_data(self, path: str, model: TaskModel) -> None:
+        d = self.data
+        root = Path(path)
+        scan_root = root / d.val_dir if (root / d.val_dir).is_dir() else root
+        classes, split, info = image_folder_split(scan_root, d.on_bad_image)
+        self.loaded = LoadedData(name=root.name, labels=classes, train=Split(targets=[]), val=split, info=info)
+        self.labels, self.dataset_name = classes, root.name
+        self.data_info = {**info, "num_val": len(split)}
+
+    # -- model --------------------------------------------------------------------------------------
+    def build_model(self, assemble) -> TaskModel:
+        d = self.data
+        preprocess: dict[str, Any] = {}
+        if d.image_size:
+            preprocess["input_size"] = [3, d.image_size, d.image_size]
+        if d.mean:
+            preprocess["mean"] = d.mean
+        if d.std:
+            preprocess["std"] = d.std
+        model = assemble(labels=self.labels, preprocess=preprocess)
+        if self.in_memory:  # small in-memory images are resized whole; predict on files must not crop either
+            model.config["preprocess"]["crop_pct"] = 1.0
+        return model
+
+    @property
+    def in_memory(self) -> bool:
+        return self.loaded.val.images is not None
+
+    @property
+    def augmenting(self) -> bool:
+        return self.data.augment != "none"
+
+    def prepare(self, model: TaskModel) -> None:
+        pre, from_files = model.preprocess, not self.in_memory
+        self.eval_tf = build_transform(pre, train=False, augment="none", from_files=from_files)
+        self.train_tf = build_transform(pre, train=True, augment=self.data.augment, from_files=from_files)
+
+    def dataset(self, split: str, augment: bool = False):
+        if split == "train":
+            return ImageDataset(self.loaded.train, self.train_tf if augment else self.eval_tf)
+        return ImageDataset(self.loaded.val, self.eval_tf)
+
+    # -- using a model ------------------------------------------------------------------------------
+    def predict(self, model: TaskModel, inputs: Any, top_k: int = 5, batch_size: int = 32, **_: Any) -> list:
+        """Top-k ``(label, probability)`` per image (paths, PIL images or CHW tensors)."""
+        from .predict import predict_images
+
+        return predict_images(model, inputs, top_k=check_top_k(top_k), batch_size=batch_size)
+
+    def card(self, config: dict[str, Any], summary: dict[str, Any]):
+        info = super().card(config, summary)
+        pre = config.get("preprocess") or {}
+        info.example = "image.jpg"
+        if pre:
+            info.input = (
+                f"{'x'.join(map(str, pre.get('input_size', [])))} RGB image, mean {pre.get('mean')}, std {pre.get('std')},"
+                f" {pre.get('interpolation', '-')} resize, crop {pre.get('crop_pct', '-')}"
+            )
+        return info

@@ -1,0 +1,23 @@
+"""``modelzoo.load``: a model from a local folder or from the Hugging Face Hub, by one name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .model import TaskModel
+
+
+def load(path: str | Path) -> TaskModel:
+    """Load a model folder (a run folder or a pulled Hub repo): ``config.json`` + ``model.safetensors``
+    + the data files its config records (a vocabulary, for example).
+
+    ``hf-hub:org/name[@rev]`` pulls (or finds in the HF cache) that repo first, verified against its
+    sha256 manifest; nothing from the repo is executed.
+    """
+    from .runfolder import load_model
+
+    if str(path).startswith("hf-hub:"):
+        from .hub import pull
+
+        path = pull(str(path)[len("hf-hub:") :]).path
+    return load_model(path)
