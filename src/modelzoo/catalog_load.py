@@ -1,0 +1,329 @@
+"""Where the catalog's entries come from, plugin by plugin: the cache, the shipped registry, or live.
+
+For each installed plugin the loader computes its fingerprint (:func:`modelzoo.plugins.plugin_fingerprint`:
+distribution, version, the versions of what it requires, a digest of its source; no import) and takes
+its entries from the first of:
+
+1. the user cache: ``<cache>/catalog/<plugin>-<fingerprint hash>.json``, written after a live load;
+2. the shipped ``registry.json`` (the first-party catalog built by ``zoo registry build``), when it
+   records the same fingerprint for that plugin: a cold ``zoo list`` then imports no torch at all;
+3. live: import the plugin and call its hook, in isolation (a failure is reported, never fatal).
+
+Only what a fresh process would find again is cached: entries from a hook that ran. A plugin that
+failed to import or whose hook raised is tried again next time, so a failure seen in a process that
+could not import a just-installed plugin never outlives that process. Installing, upgrading or
+removing a plugin, or upgrading a library it enumerates, changes the fingerprints, so the very next
+listing is right without any explicit invalidation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import math
+import os
+import types
+import typing
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from .errors import SpecError, ZooError
+from .plugins import (
+    PluginInfo,
+    allowed_names,
+    entry_points,
+    load_plugin,
+    plugin_fingerprint,
+    plugin_info,
+    stdout_to_stderr,
+)
+from .specs import Spec, validate_spec
+
+CACHE_FORMAT = 2
+CORE_MODULE = "modelzoo.builtin"
+
+
+def cache_enabled() -> bool:
+    return os.environ.get("MODELZOO_NO_CACHE", "") in ("", "0")
+
+
+def catalog_cache_dir() -> Path:
+    from .paths import cache_dir
+
+    return cache_dir() / "catalog"
+
+
+def fingerprint_of(ep) -> dict[str, Any]:
+    """The plugin's fingerprint. The core's own entries are the zoo/ recipes: what they depend on is the
+    module that reads them, the spec schema and the recipe files, not every file of the core."""
+    if ep.value.split(":")[0] == CORE_MODULE:
+        from .builtin import recipe_files
+
+        here = Path(__file__).parent
+        return plugin_fingerprint(ep, [here / "builtin.py", here / "specs.py", *recipe_files()], own_source=False)
+    return plugin_fingerprint(ep)
+
+
+def _key(fingerprint: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:24]
+
+
+# -- the shipped registry -----------------------------------------------------------------------
+def shipped_registry_path() -> Path | None:
+    """``registry.json`` as installed with the core (package data of ``modelzoo_registry``)."""
+    import importlib.util
+
+    override = os.environ.get("MODELZOO_REGISTRY")
+    if override is not None:
+        return Path(override) if override else None
+    spec = importlib.util.find_spec("modelzoo_registry")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(location) / "registry.json"
+        if path.is_file():
+            return path
+    return None
+
+
+def shipped_registry() -> dict[str, Any]:
+    """``{plugin: {"fingerprint": ..., "entries": [...]}}`` from the shipped registry ({} if unreadable)."""
+    path = shipped_registry_path()
+    if path is None:
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        plugins = {name: {"fingerprint": fp, "entries": []} for name, fp in data["plugins"].items()}
+        for entry in data["entries"]:
+            plugins[entry["plugin"]]["entries"].append(entry)
+        return plugins
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}  # a damaged registry only costs speed: entries are enumerated live
+
+
+# -- the user cache -----------------------------------------------------------------------------
+def _read_cached(path: Path, fingerprint: dict[str, Any]) -> tuple[PluginInfo, list[Spec]] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("format") != CACHE_FORMAT or data.get("fingerprint") != fingerprint:
+            return None
+        info = PluginInfo(**data["plugin"])
+        specs = [Spec.from_dict(s) for s in data["specs"]]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # missing, corrupt or foreign: loaded again below
+    info.source = "cache"
+    return info, specs
+
+
+def _write_cached(path: Path, fingerprint: dict[str, Any], info: PluginInfo, specs: list[Spec]) -> None:
+    from .fsutil import atomic_write_text
+
+    data = {
+        "format": CACHE_FORMAT,
+        "fingerprint": fingerprint,
+        "plugin": {**asdict(info), "source": "live"},
+        "specs": [s.to_dict() for s in specs],
+    }
+    try:
+        for stale in path.parent.glob(f"{info.name}-*.json"):
+            if stale != path:
+                stale.unlink(missing_ok=True)
+        atomic_write_text(path, json.dumps(data, separators=(",", ":")))
+    except OSError:
+        pass  # a read-only cache only costs speed
+
+
+# -- live -----------------------------------------------------------------------------------------
+def call_hook(ep, info: PluginInfo) -> list[Spec]:
+    """Import one plugin and call its ``modelzoo_specs`` hook; each spec validated on its own."""
+    import pluggy
+
+    from . import hookspecs
+
+    module = load_plugin(ep, info)
+    if module is None:
+        return []
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    try:
+        pm.register(module, name=ep.name)
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        info.status, info.error = "failed", f"cannot register: {type(exc).__name__}: {exc}".splitlines()[0]
+        return []
+    specs: list[Spec] = []
+    for impl in pm.hook.modelzoo_specs.get_hookimpls():
+        try:
+            with stdout_to_stderr() as printed:  # stdout belongs to zoo (--json, --names)
+                returned = list(impl.function() or [])
+            if printed.count:
+                info.notes.append(
+                    f"its modelzoo_specs hook printed {printed.count} characters to stdout (sent to stderr)"
+                )
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            info.status = "failed"
+            info.error = f"modelzoo_specs raised {type(exc).__name__}: {exc}".splitlines()[0]
+            return []
+        specs += _validated(returned, info)
+    return specs
+
+
+#: ``zoo predict``'s own flags: a task's predict option of that name would break the command's parser
+RESERVED_PREDICT_OPTIONS = ("json", "help")
+
+
+def _conforms(value: Any, hint: Any) -> bool:
+    """Whether ``value`` is what the annotation ``hint`` says (floats finite, bools not ints)."""
+    if hint is Any:
+        return True
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        try:
+            return math.isfinite(value)
+        except OverflowError:  # an int beyond any float
+            return False
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return isinstance(value, list) and all(_conforms(v, item) for v in value)
+    if origin is dict:
+        key, item = typing.get_args(hint)
+        return isinstance(value, dict) and all(_conforms(k, key) and _conforms(v, item) for k, v in value.items())
+    if dataclasses.is_dataclass(hint):
+        return isinstance(value, hint) and _wrong_field(value) is None
+    return isinstance(value, hint)
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _wrong_field(obj: Any) -> str | None:
+    """The first field of a spec dataclass (Spec, PretrainedTag, Level) whose value has the wrong type."""
+    for f in dataclasses.fields(obj):
+        value, hint = getattr(obj, f.name), _hints(type(obj))[f.name]
+        if not _conforms(value, hint):
+            text = repr(value)
+            shown = text if len(text) <= 60 else text[:57] + "..."
+            return f"{f.name} must be {_type_text(hint)}, got {shown}"
+    return None
+
+
+def _type_text(hint: Any) -> str:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_type_text(a) for a in typing.get_args(hint))
+    if hint is type(None):
+        return "None"
+    if hint is float:
+        return "a finite float"
+    return getattr(hint, "__name__", None) if typing.get_origin(hint) is None else str(hint).replace("typing.", "")
+
+
+def check_spec_types(spec: Spec) -> None:
+    """What :func:`modelzoo.specs.validate_spec` leaves to trust, checked: every field holds the type its
+    annotation names (a ``license`` list or a text ``num_params`` would crash ``zoo list`` / ``zoo info`` for
+    every user), and a task's predict options do not shadow ``zoo predict``'s own flags."""
+    where = f"spec {spec.name!r}"
+    wrong = None
+    for tag in spec.pretrained:  # validate_spec made sure these are PretrainedTags
+        problem = _wrong_field(tag)
+        if problem:
+            wrong = f"pretrained tag {tag.tag!r}: {problem}"
+            break
+    wrong = wrong or _wrong_field(spec)
+    if wrong:
+        raise SpecError(f"{where}: {wrong}")
+    if spec.kind == "task":
+        for opt in spec.meta.get("predict_options", []):
+            if opt["name"] in RESERVED_PREDICT_OPTIONS:
+                raise SpecError(
+                    f"{where}: predict option {opt['name']!r} would shadow zoo predict's own --{opt['name']}"
+                )
+
+
+def _validated(returned: list[Any], info: PluginInfo) -> list[Spec]:
+    seen: set[tuple[str, str]] = set()
+    good: list[Spec] = []
+    for raw in returned:
+        try:
+            spec = validate_spec(raw)
+            check_spec_types(spec)
+        except Exception as exc:
+            info.problems.append(
+                str(exc)
+                if isinstance(exc, ZooError)
+                else f"spec {getattr(raw, 'name', raw)!r}: {type(exc).__name__}: {exc}"
+            )
+            continue
+        key = (spec.kind, spec.name.lower())
+        if key in seen:
+            info.problems.append(f"duplicate {spec.kind} {spec.name!r}; the second was skipped")
+            continue
+        seen.add(key)
+        spec.plugin = info.name
+        good.append(spec)
+    for spec in good:
+        info.counts[spec.kind] = info.counts.get(spec.kind, 0) + 1
+    if info.problems:
+        info.status = "failed" if not good else "degraded"
+        info.error = f"{len(info.problems)} invalid spec(s): {info.problems[0]}"
+    return good
+
+
+# -- putting it together --------------------------------------------------------------------------
+def load_entries(
+    read_cache: bool = True, write_cache: bool = True, use_registry: bool = True
+) -> tuple[list[Spec], dict[str, PluginInfo]]:
+    """Every allowed plugin's entries and status, each from the cheapest source that is still right."""
+    read_cache = read_cache and cache_enabled()
+    write_cache = write_cache and cache_enabled()
+    registry = shipped_registry() if use_registry else {}
+    allowed = allowed_names()
+    specs: list[Spec] = []
+    infos: dict[str, PluginInfo] = {}
+    folder = catalog_cache_dir()
+    for ep in entry_points():
+        info = plugin_info(ep)
+        infos[ep.name] = info
+        if allowed is not None and ep.name not in allowed:
+            info.status = "disabled"
+            continue
+        fingerprint = fingerprint_of(ep)
+        path = folder / f"{ep.name}-{_key(fingerprint)}.json"
+        cached = _read_cached(path, fingerprint) if read_cache else None
+        if cached is not None:
+            infos[ep.name], found = cached
+            specs += found
+            continue
+        shipped = registry.get(ep.name)
+        if shipped is not None and shipped["fingerprint"] == fingerprint:
+            found = [Spec.from_dict(e) for e in shipped["entries"]]
+            info.source = "registry"
+            for spec in found:
+                info.counts[spec.kind] = info.counts.get(spec.kind, 0) + 1
+        else:
+            found = call_hook(ep, info)
+            info.source = "live"
+        specs += found
+        if write_cache and info.status in ("ok", "degraded"):
+            _write_cached(path, fingerprint, info, found)
+    for name in sorted((allowed or set()) - set(infos)):  # a typo in MODELZOO_PLUGINS hides everything quietly
+        infos[name] = PluginInfo(
+            name=name, module="", dist=None, version=None, status="missing",
+            error="named in MODELZOO_PLUGINS, but no installed plugin has that name",
+        )  # fmt: skip
+    return specs, infos
