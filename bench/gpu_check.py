@@ -1,33 +1,36 @@
-"""GPU check: an AMP bf16 + channels_last fine-tune of ResNet-50 through the engine, in < 5 minutes.
+"""GPU check: the engine's CUDA path (bf16 autocast, channels_last, torch.compile, DDP on NCCL) on
+ResNet-50 at 224 px, next to a hand-written bf16 AMP loop on the same model and batch (the limit).
 
-Runs a whole-network stage (``train = "all"``) of timm ``resnet50`` (random init: no weights to fetch)
-at 224 px through ``modelzoo``'s engine on ``device = "cuda"`` with ``amp = true``. The engine itself
-picks bf16 autocast (fp16 where the GPU lacks bf16) and puts the model and every image batch in
-channels_last; this script checks that it did, then prints:
+One prepared script, meant to be run once where a GPU is lent (it takes a few minutes):
 
-* engine training throughput, img/s: ``Trainer.train_epoch`` (data loading from in-memory uint8
-  images through the engine's transform and DataLoader workers, host->device copy, autocast forward,
-  backward, AdamW step, LR schedule), timed epochs after a warm-up epoch run as a real stage
-  (train + validation + checkpoint);
-* raw step throughput, img/s: the same model, autocast and optimizer on one batch already on the
-  GPU, no data loading -- what the engine's number can at most reach;
-* ``torch.cuda.max_memory_allocated`` over the run.
+    python bench/gpu_check.py --all            # every configuration below, one after the other
+    python bench/gpu_check.py                  # engine, 1 process
+    python bench/gpu_check.py --compile        # engine with torch.compile
+    python bench/gpu_check.py --nproc 2        # DDP over NCCL, 2 processes (2 GPUs, or 2 on one if allowed)
 
-Data: ``--data synthetic`` (default; noise images whose brightness says the class, made in memory,
-nothing to download) or ``--data fashion-mnist`` (the registered dataset, resized to 224 px; needs
-its files).
-Without a CUDA device it prints why and exits 0 (1 with ``--require-gpu``). ``--device cpu`` runs the
-same code path on the CPU (no AMP, no channels_last), only to smoke-test this script with tiny sizes.
+For each configuration it prints, per process group: the engine's training throughput in img/s
+(``Trainer.train_epoch``: in-memory uint8 images through the engine's transform and loader,
+host-to-device copy, autocast forward, backward, AdamW step, schedule; DDP gradient all-reduce when
+``--nproc`` > 1), time per epoch, ``torch.cuda.max_memory_allocated``, whether the engine chose bf16
+and channels_last, and the hand-written loop's img/s on one resident batch of the same model with the
+same autocast dtype, memory format and optimizer, with the ratio engine / hand-written.
 
-    python bench/gpu_check.py                     # ~1-2 min on one modern GPU
-    python bench/gpu_check.py --train 2048 --batch-size 64 --epochs 1
-    python bench/gpu_check.py --device cpu --backbone timm:resnet18 --image-size 32 --train 64 --val 32 --batch-size 16
+Data: ``--data synthetic`` (default: noise images whose brightness says the class, made in memory) or
+``--data fashion-mnist`` (needs its files). Without a CUDA device it says so and exits 0 (1 with
+``--require-gpu``); ``--device cpu`` runs the same code on the CPU (gloo for ``--nproc``) with tiny
+sizes, only to smoke-test the script:
+
+    python bench/gpu_check.py --device cpu --backbone timm:resnet18 --image-size 32 --train 64 --val 32 \\
+        --batch-size 16 --epochs 1 --steps 3 --all
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +38,7 @@ from pathlib import Path
 
 
 def make_recipe(args: argparse.Namespace):
-    """ResNet-50 + linear head, whole network trained, AMP on, CUDA (``--device``)."""
+    """The backbone + linear head, whole network trained, AMP on, on ``--device``."""
     from modelzoo.recipe import validate
 
     data = {
@@ -56,6 +59,7 @@ def make_recipe(args: argparse.Namespace):
             "seed": 0,
             "device": args.device,
             "amp": True,
+            "compile": args.compile,
             "model": {"backbone": args.backbone, "pretrained": False, "head": "linear"},
             "data": data,
             "optimizer": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.05},
@@ -92,22 +96,24 @@ def sync(device) -> None:
     import torch
 
     if device.type == "cuda":
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
 
 
-def raw_step_throughput(trainer, steps: int) -> float:
-    """img/s of forward + backward + step on one resident batch: the engine's ceiling."""
+def hand_written_loop(trainer, steps: int) -> float:
+    """img/s of a plain bf16-AMP loop (forward, backward, AdamW step) on one resident batch of this
+    process's share: the same model, autocast dtype, memory format and optimizer; no data loading."""
     import torch
     from torch import nn
 
-    from modelzoo.engine import make_optimizer, param_groups
+    from modelzoo.training import make_optimizer, param_groups
 
     model, r = trainer.model, trainer.recipe
     opt = make_optimizer(r, param_groups(model, trainer.groups, 1e-4, 0.0, 1.0))
-    x = torch.randn(r.data.batch_size, 3, r.data.image_size, r.data.image_size, device=trainer.device)
+    local = r.data.batch_size // trainer.world.size
+    x = torch.randn(local, 3, r.data.image_size, r.data.image_size, device=trainer.device)
     if trainer.device.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, len(trainer.task.labels), (r.data.batch_size,), device=trainer.device)
+    y = torch.randint(0, len(trainer.task.labels), (local,), device=trainer.device)
     model.train()
 
     def step() -> None:
@@ -117,14 +123,101 @@ def raw_step_throughput(trainer, steps: int) -> float:
         loss.backward()
         opt.step()
 
-    for _ in range(5):
+    for _ in range(min(5, steps)):
         step()
     sync(trainer.device)
     start = time.perf_counter()
     for _ in range(steps):
         step()
     sync(trainer.device)
-    return steps * r.data.batch_size / (time.perf_counter() - start)
+    return steps * local / (time.perf_counter() - start)
+
+
+def measure(args: argparse.Namespace) -> dict:
+    """One configuration in this process (a worker of the group when launched with --nproc)."""
+    import torch
+
+    from modelzoo.engine import Trainer
+    from modelzoo.training import epoch_seed
+
+    recipe = make_recipe(args)
+    with tempfile.TemporaryDirectory(prefix="zoo-gpu-check-") as tmp:
+        trainer = Trainer(recipe, Path(tmp), quiet=True)
+        if args.data == "synthetic":
+            trainer.task.load_data = synthetic_loader(trainer.task, args)
+        trainer.setup()
+        cuda = trainer.device.type == "cuda"
+        conv = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d))
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(trainer.device)
+        start = time.perf_counter()
+        trainer.run_stage(0, recipe.stages[0], None, 0)  # warm-up: the real stage (compile, DDP, val, checkpoint)
+        warmup = time.perf_counter() - start
+        from modelzoo.training import make_optimizer, param_groups
+
+        r = trainer.recipe
+        opt = make_optimizer(r, param_groups(trainer.model, trainer.groups, r.optimizer.lr, 0.05, 1.0))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+        seconds = []
+        for epoch in range(args.epochs):
+            loader = trainer.loader(trainer.task.dataset("train"), shuffle=True, seed=epoch_seed(0, 1, epoch))
+            sync(trainer.device)
+            start = time.perf_counter()
+            trainer.train_epoch(loader, opt, sched, cached=False, frozen=False, desc="timed")
+            sync(trainer.device)
+            seconds.append(time.perf_counter() - start)
+        hand = hand_written_loop(trainer, steps=args.steps)
+        result = {
+            "device": torch.cuda.get_device_name(trainer.device) if cuda else "CPU",
+            "processes": trainer.world.size,
+            "rank": trainer.world.rank,
+            "autocast": str(trainer.amp_dtype),
+            "channels_last": conv.weight.is_contiguous(memory_format=torch.channels_last),
+            "compiled": recipe.compile,
+            "warmup_seconds": round(warmup, 1),
+            "epoch_seconds": round(statistics.median(seconds), 2),
+            "engine_img_s": round(args.train / statistics.median(seconds), 1),  # the global images per second
+            "hand_written_img_s_per_process": round(hand, 1),
+            "peak_gib": round(torch.cuda.max_memory_allocated(trainer.device) / 2**30, 2) if cuda else None,
+        }
+    return result
+
+
+def report(label: str, rows: list[dict]) -> None:
+    first = rows[0]
+    hand = sum(r["hand_written_img_s_per_process"] for r in rows)  # the limit of the whole group
+    print(
+        f"{label}: {first['device']}, {first['processes']} process(es), autocast {first['autocast']},"
+        f" channels_last {first['channels_last']}, compiled {first['compiled']}"
+    )
+    print(
+        f"  engine: {first['engine_img_s']:.1f} img/s, {first['epoch_seconds']:.2f} s/epoch (warm-up stage {first['warmup_seconds']} s)"
+    )
+    print(f"  hand-written bf16 AMP loop: {hand:.1f} img/s; engine / hand-written: {first['engine_img_s'] / hand:.2f}")
+    peaks = [r["peak_gib"] for r in rows if r["peak_gib"] is not None]
+    if peaks:
+        print(f"  torch.cuda.max_memory_allocated per process: {', '.join(f'{p:.2f} GiB' for p in peaks)}")
+
+
+def launch(args: argparse.Namespace, argv: list[str]) -> list[dict]:
+    """Run this script's measurement in ``--nproc`` processes through torch.distributed.run."""
+    with tempfile.TemporaryDirectory(prefix="zoo-gpu-check-") as tmp:
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            str(args.nproc),
+            __file__,
+            *argv,
+            "--worker-out",
+            tmp,
+        ]
+        proc = subprocess.run(cmd, env={**os.environ, "TORCH_CPP_LOG_LEVEL": "ERROR"})
+        if proc.returncode != 0:
+            raise SystemExit(f"the {args.nproc}-process run failed (exit {proc.returncode})")
+        return [json.loads(p.read_text()) for p in sorted(Path(tmp).glob("rank*.json"))]
 
 
 def main() -> int:
@@ -132,18 +225,26 @@ def main() -> int:
     parser.add_argument("--backbone", default="timm:resnet50", help="a registered backbone (random init)")
     parser.add_argument("--data", choices=("synthetic", "fashion-mnist"), default="synthetic")
     parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--train", type=int, default=4096, help="train images per epoch")
+    parser.add_argument("--train", type=int, default=4096, help="train images per epoch (the global count)")
     parser.add_argument("--val", type=int, default=512)
     parser.add_argument("--classes", type=int, default=10, help="classes of the synthetic data")
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=128, help="the global batch")
     parser.add_argument("--epochs", type=int, default=2, help="timed training epochs after the warm-up stage")
     parser.add_argument("--device", default="cuda", help="cuda (default) or cuda:N; cpu only to smoke-test the script")
-    parser.add_argument("--steps", type=int, default=30, help="steps of the raw-throughput measurement")
+    parser.add_argument("--steps", type=int, default=30, help="steps of the hand-written loop")
+    parser.add_argument("--compile", action="store_true", help="recipe compile = true (torch.compile)")
+    parser.add_argument("--nproc", type=int, default=1, help="DDP processes (NCCL on CUDA, gloo on CPU)")
+    parser.add_argument("--all", action="store_true", help="1 process, 1 process compiled, and DDP with 1 and 2")
     parser.add_argument("--require-gpu", action="store_true", help="exit 1 (not 0) when there is no CUDA device")
+    parser.add_argument("--worker-out", help=argparse.SUPPRESS)  # set by launch() for its workers
     args = parser.parse_args()
 
     import torch
 
+    if args.worker_out:  # a worker of launch(): measure, leave the result for rank 0's process
+        result = measure(args)
+        Path(args.worker_out, f"rank{result['rank']}.json").write_text(json.dumps(result))
+        return 0
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print(
             "gpu_check: no CUDA device (torch.cuda.is_available() is False"
@@ -152,64 +253,37 @@ def main() -> int:
             file=sys.stderr,
         )
         return 1 if args.require_gpu else 0
-
-    from modelzoo.engine import Trainer, epoch_seed
-
-    recipe = make_recipe(args)
-    with tempfile.TemporaryDirectory(prefix="zoo-gpu-check-") as tmp:
-        trainer = Trainer(recipe, Path(tmp), quiet=True)
-        if args.data == "synthetic":
-            trainer.task.load_data = synthetic_loader(trainer.task, args)
-        trainer.setup()
-        conv = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d))
-        channels_last = conv.weight.is_contiguous(memory_format=torch.channels_last)
-        cuda = trainer.device.type == "cuda"
-        print(
-            f"{torch.cuda.get_device_name(trainer.device) if cuda else 'CPU'}: {args.backbone} at {args.image_size} px, {args.data} data "
-            f"({args.train} train / {args.val} val), batch {args.batch_size}, train=all, AdamW, "
-            f"{trainer.workers} loader workers"
-        )
-        print(f"autocast dtype: {trainer.amp_dtype}; model channels_last: {channels_last}", flush=True)
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-        start = time.perf_counter()
-        trainer.run_stage(0, recipe.stages[0], None, 0)  # warm-up: the real stage path, validation, checkpoint
-        row = trainer.history[-1]
-        print(
-            f"warm-up stage (1 epoch, train + val + checkpoint): {time.perf_counter() - start:.1f} s, "
-            f"train_loss {row['train_loss']:.4f}, val_accuracy {row['val_accuracy']:.4f}",
-            flush=True,
-        )
-        opt = trainer_optimizer(trainer)
-        rates = []
-        for epoch in range(args.epochs):
-            loader = trainer.loader(trainer.task.dataset("train"), shuffle=True, seed=epoch_seed(0, 1, epoch))
-            sync(trainer.device)
-            start = time.perf_counter()
-            loss = trainer.train_epoch(loader, *opt, cached=False, frozen=False, desc="timed")
-            sync(trainer.device)
-            rates.append(len(loader.dataset) / (time.perf_counter() - start))
-            print(f"  timed epoch {epoch + 1}: {rates[-1]:7.1f} img/s (train_loss {loss:.4f})", flush=True)
-        raw = raw_step_throughput(trainer, steps=args.steps)
-        peak = torch.cuda.max_memory_allocated(trainer.device) if cuda else None
-    engine = statistics.median(rates)
-    print(f"engine training throughput: {engine:.1f} img/s (median of {len(rates)} epochs)")
-    print(f"raw step throughput (resident batch, no data loading): {raw:.1f} img/s")
-    print(f"engine / raw: {engine / raw:.2f}")
-    if peak is not None:
-        print(f"torch.cuda.max_memory_allocated: {peak / 2**30:.2f} GiB")
+    print(
+        f"{args.backbone} at {args.image_size} px, {args.data} data ({args.train} train / {args.val} val),"
+        f" global batch {args.batch_size}, train=all, AdamW",
+        flush=True,
+    )
+    base = [a for a in sys.argv[1:] if a not in ("--all", "--compile") and not a.startswith("--nproc")]
+    if "--nproc" in sys.argv[1:]:
+        i = sys.argv.index("--nproc")
+        base = [a for j, a in enumerate(sys.argv[1:], 1) if j not in (i, i + 1) and a not in ("--all", "--compile")]
+    configs = (
+        [
+            ("1 process", False, 1),
+            ("1 process, torch.compile", True, 1),
+            ("DDP, 1 process", False, -1),
+            ("DDP, 2 processes", False, 2),
+        ]
+        if args.all
+        else [(f"{args.nproc} process(es)" + (", torch.compile" if args.compile else ""), args.compile, args.nproc)]
+    )
+    for label, compiled, nproc in configs:
+        if abs(nproc) > 1 and args.device.startswith("cuda") and torch.cuda.device_count() < abs(nproc):
+            print(f"{label}: skipped, {torch.cuda.device_count()} GPU(s) here (NCCL takes one GPU per process)")
+            continue
+        if nproc == 1:
+            args.compile = compiled
+            rows = [measure(args)]
+        else:
+            args.nproc = abs(nproc)
+            rows = launch(args, base + (["--compile"] if compiled else []))
+        report(label, rows)
     return 0
-
-
-def trainer_optimizer(trainer):
-    """A fresh optimizer + constant schedule over the stage's trainable parameters, as run_stage builds them."""
-    import torch
-
-    from modelzoo.engine import make_optimizer, param_groups
-
-    r = trainer.recipe
-    opt = make_optimizer(r, param_groups(trainer.model, trainer.groups, r.optimizer.lr, r.optimizer.weight_decay, 1.0))
-    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
 
 
 if __name__ == "__main__":

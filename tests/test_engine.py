@@ -16,39 +16,18 @@ import torch
 from safetensors.torch import load_file
 
 import modelzoo
-from modelzoo.engine import (
-    Trainer,
-    backbone_groups,
-    compute_features,
-    finetune,
-    param_groups,
-    select_groups,
-    set_trainable,
-    train_mode,
-)
+from modelzoo.engine import Trainer, compute_features, finetune
 from modelzoo.errors import ZooError
 from modelzoo.recipe import validate
-
-COLORS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 60, 220)}
-
-
-def _write_images(root: Path, per_class: int, seed: int) -> None:
-    from PIL import Image
-
-    gen = torch.Generator().manual_seed(seed)
-    for name, rgb in COLORS.items():
-        (root / name).mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            noise = torch.randint(-40, 40, (24, 24, 3), generator=gen)
-            arr = (torch.tensor(rgb) + noise).clamp(0, 255).to(torch.uint8).numpy()
-            Image.fromarray(arr).save(root / name / f"{i}.png")
+from modelzoo.testing import write_color_images
+from modelzoo.training import backbone_groups, param_groups, select_groups, set_trainable, train_mode
 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("colors")
-    _write_images(root / "train", 12, seed=0)
-    _write_images(root / "val", 4, seed=1)
+    write_color_images(root / "train", 12, seed=0)
+    write_color_images(root / "val", 4, seed=1)
     return root
 
 

@@ -49,6 +49,13 @@ class BackgroundWriter:
         except BaseException as exc:  # handed to the training thread by wait()
             self._error = exc
 
+    def wait_quietly(self) -> None:
+        """Let the write in flight land (an interrupted run keeps its newest checkpoint); errors are dropped."""
+        try:
+            self.wait()
+        except BaseException:
+            pass
+
     def wait(self) -> None:
         """Block until the job in flight has landed; re-raise its error on the caller's thread."""
         if self._thread is not None:

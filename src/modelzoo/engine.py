@@ -6,6 +6,11 @@ unfreeze groups with layer-wise LR decay) -> checkpoint every epoch -> eval -> r
 Determinism: each epoch reseeds torch from (seed, stage, epoch), so the shuffle order and dropout
 masks of an epoch do not depend on what ran before it in this process. A run killed at any point
 and resumed from its last checkpoint therefore reproduces the uninterrupted run exactly (on CPU).
+
+Several processes (``torchrun``, ``zoo finetune --nproc``) train one model with DistributedDataParallel:
+the recipe's batch size is the global batch, split across them (:mod:`modelzoo.distributed`); frozen
+stages compute cached features in shards and then train the small head identically everywhere; only
+rank 0 writes the run folder. Checkpoints hold the plain model, so a run resumes with any world size.
 """
 
 from __future__ import annotations
@@ -13,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,16 +25,32 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from . import distributed
 from .checkpointing import BackgroundWriter, snapshot
-from .errors import RecipeError, ZooError
+from .distributed import GlobalBatchSampler, ShareSampler, World
+from .errors import ZooError
 from .fsutil import atomic_write, atomic_write_text
 from .model import TaskModel, assemble
+from .progress import Progress
 from .recipe import Recipe, StageCfg, load_recipe
+from .rundir import RunLock, check_new_out, remove_if_unstarted
 from .task import Task
 from .tasks import create_task
+from .training import (
+    auto_workers,
+    backbone_groups,
+    epoch_seed,
+    lr_factor,
+    make_optimizer,
+    param_groups,
+    process_device,
+    seed_everything,
+    select_groups,
+    set_trainable,
+    train_mode,
+)
 
 CHECKPOINT = "checkpoint/last.pt"
 #: within a stage, at most one checkpoint per this many seconds (MODELZOO_CHECKPOINT_SECONDS overrides)
@@ -50,168 +70,20 @@ class Run:
     metric: str = "loss"
 
 
-# -- device -----------------------------------------------------------------------------------
-def pick_device(name: str) -> torch.device:
-    """``auto`` -> CUDA, then MPS, then CPU; an explicit device that is missing is an error."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ZooError(f'device {name!r} requested but CUDA is not available; use device = "auto" or "cpu"')
-    return torch.device(name)
-
-
-def auto_workers(requested: int | str, in_memory: bool, device: torch.device) -> int:
-    if requested != "auto":
-        return int(requested)
-    if in_memory and device.type == "cpu":
-        return 0  # tensor decoding is cheap; workers would only compete for the cores
-    return max(0, min(8, (os.cpu_count() or 1) - 1))
-
-
-def epoch_seed(seed: int, stage: int, epoch: int) -> int:
-    return (seed * 1_000_003 + stage * 10_007 + epoch) % (2**31)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    torch.manual_seed(seed)
-    try:
-        import numpy as np
-
-        np.random.seed(seed % (2**32))
-    except ImportError:
-        pass
-
-
-# -- freezing and parameter groups ------------------------------------------------------------
-def backbone_groups(model: TaskModel) -> list[tuple[str, list[str]]]:
-    """The backbone's layer groups with names as in ``model.named_parameters()``; ungrouped params join the first."""
-    groups = [(name, [f"backbone.{p}" for p in params]) for name, params in model.backbone.layer_groups()]
-    grouped = {p for _, params in groups for p in params}
-    rest = [n for n, _ in model.backbone.named_parameters(prefix="backbone") if n not in grouped]
-    if rest:
-        if groups:
-            groups[0] = (groups[0][0], rest + groups[0][1])
-        else:
-            groups = [("backbone", rest)]
-    return groups
-
-
-def select_groups(train: str | list[str], groups: list[tuple[str, list[str]]], where: str) -> list[str]:
-    names = [g for g, _ in groups]
-    if train == "head":
-        return []
-    if train == "all":
-        return names
-    if isinstance(train, str) and train.startswith("last:"):
-        n = int(train[5:])
-        if n > len(names):
-            raise RecipeError(
-                f'{where}.train: last:{n} but the backbone has {len(names)} groups ({", ".join(names)}); use "all"'
-            )
-        return names[len(names) - n :] if n else []
-    unknown = [g for g in train if g not in names]
-    if unknown:
-        raise RecipeError(f"{where}.train: unknown group(s) {unknown}; the backbone's groups are: {', '.join(names)}")
-    return list(train)
-
-
-def set_trainable(model: TaskModel, groups: list[tuple[str, list[str]]], trainable: list[str]) -> int:
-    """Freeze everything except the head and the named backbone groups; return #trainable params."""
-    allowed = {p for g, params in groups if g in trainable for p in params}
-    count = 0
-    for name, param in model.named_parameters():
-        param.requires_grad_(name.startswith("head.") or name in allowed)
-        count += param.numel() if param.requires_grad else 0
-    return count
-
-
-def train_mode(model: TaskModel, backbone_frozen: bool, freeze_bn_stats: bool = False) -> None:
-    """Train mode, but frozen parts keep running BatchNorm statistics fixed (and dropout off).
-
-    ``freeze_bn_stats`` keeps every backbone BatchNorm in eval mode, trainable or not.
-    """
-    model.train()
-    if backbone_frozen:
-        model.backbone.eval()
-        return
-    for module in model.backbone.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            params = list(module.parameters(recurse=False))
-            if freeze_bn_stats or (params and not any(p.requires_grad for p in params)):
-                module.eval()
-
-
-def param_groups(
-    model: TaskModel,
-    groups: list[tuple[str, list[str]]],
-    lr: float,
-    weight_decay: float,
-    layer_decay: float,
-) -> list[dict[str, Any]]:
-    """Discriminative LRs: backbone group i of n gets ``lr * layer_decay ** (n - i)``; the head gets ``lr``.
-
-    Biases and norm weights (1-D tensors) get no weight decay, as in timm.
-    """
-    named = dict(model.named_parameters())
-    out: list[dict[str, Any]] = []
-    n = len(groups)
-    scaled = [(f"backbone:{g}", params, layer_decay ** (n - i)) for i, (g, params) in enumerate(groups)]
-    scaled.append(("head", [k for k in named if k.startswith("head.")], 1.0))
-    for gname, params, scale in scaled:
-        live = [(p, named[p]) for p in params if p in named and named[p].requires_grad]
-        decay = [t for p, t in live if t.ndim > 1]
-        no_decay = [t for p, t in live if t.ndim <= 1]
-        for tensors, wd, tag in ((decay, weight_decay, ""), (no_decay, 0.0, "/no_decay")):
-            if tensors:
-                out.append(
-                    {"params": tensors, "lr": lr * scale, "weight_decay": wd, "name": gname + tag, "lr_scale": scale}
-                )
-    return out
-
-
-def make_optimizer(recipe: Recipe, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
-    o = recipe.optimizer
-    if o.name == "sgd":
-        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=True)
-    return torch.optim.AdamW(groups, lr=o.lr)
-
-
-def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
-    """Warmup (linear from ~0) then constant, cosine to 0, or one-cycle (warmup 30%, cosine down)."""
-    if schedule == "onecycle" and warmup == 0:
-        warmup = max(1, int(0.3 * total))
-    if warmup and step < warmup:
-        return (step + 1) / warmup
-    if schedule == "constant":
-        return 1.0
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
 # -- feature cache ----------------------------------------------------------------------------
 @torch.no_grad()
-def compute_features(model: TaskModel, loader: DataLoader, task: Task, progress: bool = False, desc: str = "features"):
+def compute_features(
+    model: TaskModel, loader: DataLoader, task: Task, progress: Progress | bool = False, desc: str = "features"
+):
     """Backbone features and targets of every example, with the backbone in eval mode."""
+    progress = progress if isinstance(progress, Progress) else Progress(enabled=bool(progress))
     model.backbone.eval()
     feats, targets = [], []
-    for batch in _progress(loader, progress, desc):
+    for batch in progress.track(loader, desc):
         f, y = task.features(model, task.to_device(batch))
         feats.append(f.float().cpu())
         targets.append(torch.as_tensor(y).cpu())
     return torch.cat(feats), torch.cat(targets)
-
-
-def _progress(iterable, enabled: bool, desc: str):
-    if not enabled:
-        return iterable
-    from tqdm import tqdm
-
-    return tqdm(iterable, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True)
 
 
 # -- the engine -------------------------------------------------------------------------------
@@ -226,7 +98,9 @@ class Trainer:
         feature_cache: bool = True,
         log=None,
         checkpoint_every: float | None = None,
+        world: World | None = None,
     ) -> None:
+        self.world = world or distributed.world_from_env()
         self.recipe = recipe
         self.out = out
         self.quiet = quiet
@@ -241,9 +115,13 @@ class Trainer:
             else checkpoint_every
         )
         self.last_checkpoint = time.monotonic()
-        self.progress = not quiet and sys.stderr.isatty()
+        quiet = quiet or not self.world.main  # one voice: rank 0's
+        self.progress = Progress(enabled=not quiet)
         self.log = log or (lambda msg: None if quiet else print(msg, file=sys.stderr, flush=True))
-        self.device = pick_device(recipe.device)
+        #: warnings are said even with --quiet (by rank 0)
+        self.warn = lambda msg: print(f"warning: {msg}", file=sys.stderr, flush=True) if self.world.main else None
+        self.device = process_device(recipe.device, self.world)
+        distributed.init(self.world, self.device)
         cuda = self.device.type == "cuda"
         self.amp_dtype = (
             (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda and recipe.amp else None
@@ -273,7 +151,14 @@ class Trainer:
     def setup(self) -> None:
         r, a = self.recipe, self.task
         seed_everything(r.seed)
-        a.load_data()
+        a.track = self.progress.track
+        with self.progress.phase(f"loading {r.task} data"):
+            a.load_data()
+        info = a.data_info
+        self.log(
+            f"data {a.dataset_name}: {info.get('num_train', '?'):,} train / {info.get('num_val', '?'):,} validation"
+            f" examples, {len(a.labels)} output(s)"
+        )
         self.model = a.build_model(self.assemble)
         if not isinstance(self.model, TaskModel):
             raise ZooError(f"task {a.name!r}: build_model returned {type(self.model).__name__}, not a TaskModel")
@@ -282,6 +167,8 @@ class Trainer:
             **{k: v for k, v in a.data_info.items() if k in ("hub_id", "license", "num_train", "num_val")},
         }
         self.model.config["recipe"] = r.name
+        for warning in [*getattr(r, "warnings", []), *a.advice(self.model)]:
+            self.warn(warning)
         self.groups = backbone_groups(self.model)
         self.stage_groups = [select_groups(s.train, self.groups, f"stages.{i}") for i, s in enumerate(r.stages)]
         self.model.to(self.device)
@@ -289,24 +176,61 @@ class Trainer:
             self.model.to(memory_format=torch.channels_last)
         a.prepare(self.model)
         self.workers = auto_workers(r.data.num_workers, a.in_memory, self.device)
-        self.forward = torch.compile(self.model) if r.compile else self.model
+        self.forward = self.model
+        if self.world.distributed and r.data.batch_size < self.world.size:
+            raise ZooError(
+                f"data.batch_size {r.data.batch_size} is the global batch; with {self.world.size} processes it must be"
+                f" at least {self.world.size}"
+            )
 
-    def loader(self, dataset, shuffle: bool, seed: int | None = None) -> DataLoader:
-        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+    def loader(self, dataset, shuffle: bool, seed: int | None = None, everything: bool = False) -> DataLoader:
+        """Training batches (``shuffle``: this process's share of each global batch, their loss weights in
+        ``loader.batch_sampler.weights``), or every example in order for evaluation and features, split
+        among the processes unless ``everything`` (cached features: each process trains on all)."""
         tensors = isinstance(dataset, TensorDataset)
+        world = World() if everything else self.world
+        common = {
+            "num_workers": 0 if tensors else self.workers,
+            "collate_fn": None if tensors else self.task.collate,
+            "pin_memory": self.device.type == "cuda",
+            # a generator of its own: the loader draws its workers' seed from it, not from torch's global RNG
+            "generator": torch.Generator().manual_seed(seed if seed is not None else 0),
+        }
+        if shuffle:
+            sampler = GlobalBatchSampler(len(dataset), self.recipe.data.batch_size, world, seed)
+            return DataLoader(dataset, batch_sampler=sampler, **common)
         return DataLoader(
-            dataset,
-            batch_size=self.recipe.data.batch_size,
-            shuffle=shuffle,
-            generator=gen,
-            num_workers=0 if tensors else self.workers,
-            collate_fn=None if tensors else self.task.collate,
-            pin_memory=self.device.type == "cuda",
+            dataset, batch_size=self.recipe.data.batch_size, sampler=ShareSampler(len(dataset), world), **common
         )
+
+    def gather(self, outputs: list[Any]) -> list[Any]:
+        """Every process's evaluation outputs (each example was evaluated by exactly one process)."""
+        return distributed.gather(outputs, self.world)
+
+    def evaluate(self, loader, final: bool = False) -> dict[str, Any]:
+        loader = self.progress.track(loader, "final evaluation" if final else "evaluating")
+        return self.task.evaluate(
+            self.model, loader, final=final, gather=self.gather if self.world.distributed else None
+        )
+
+    def wrap(self, trainable: bool) -> None:
+        """The module the training step calls: DistributedDataParallel over the model when several
+        processes train it (rebuilt per stage: the trainable parameters differ), compiled if asked."""
+        forward = self.model
+        if trainable and self.world.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            forward = DistributedDataParallel(
+                self.model, device_ids=ids, find_unused_parameters=self.task.ddp_find_unused_parameters
+            )
+        self.forward = torch.compile(forward) if self.recipe.compile else forward
 
     # checkpointing
     def save_checkpoint(self, stage: int, epoch: int, opt, sched) -> None:
-        """Snapshot the state now; write it (then metrics.jsonl) while the next epoch trains."""
+        """Snapshot the state now; write it (then metrics.jsonl) while the next epoch trains (rank 0)."""
+        if not self.world.main:
+            return
         state = snapshot(
             {
                 "model": self.model.state_dict(),
@@ -320,8 +244,14 @@ class Trainer:
         history = list(self.history)
 
         def write() -> None:
-            atomic_write(self.out / CHECKPOINT, lambda p: torch.save(state, p))
-            self.write_metrics(history)
+            try:
+                atomic_write(self.out / CHECKPOINT, lambda p: torch.save(state, p))
+                self.write_metrics(history)
+            except OSError as exc:  # a full or failing disk: the previous checkpoint is still whole
+                raise ZooError(
+                    f"cannot write the checkpoint in {self.out} ({exc.strerror or exc}); the previous checkpoint is"
+                    f" intact: free some space, then continue with zoo finetune --resume {self.out}"
+                ) from None
 
         self.checkpoints.submit(write)
 
@@ -335,9 +265,18 @@ class Trainer:
             raise ZooError(
                 f"checkpoint {path} is unreadable ({type(exc).__name__}); delete it to restart the run"
             ) from None
-        self.model.load_state_dict(state["model"])
-        self.history = json.loads(state["history"])
-        torch.set_rng_state(state["rng"]["torch"])
+        try:
+            self.model.load_state_dict(state["model"])
+            self.history = json.loads(state["history"])
+            progress = state["progress"]
+            if not (isinstance(progress["stage"], int) and isinstance(progress["epoch"], int)):
+                raise TypeError("progress")
+            torch.set_rng_state(state["rng"]["torch"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+            raise ZooError(
+                f"checkpoint {path} does not fit this run ({type(exc).__name__}: {detail}); delete it to restart the run"
+            ) from None
         return state
 
     def write_metrics(self, history: list[dict[str, Any]]) -> None:
@@ -356,12 +295,19 @@ class Trainer:
             resuming = si == start_stage
             try:
                 self.run_stage(si, stage, state if resuming else None, start_epoch if resuming else 0)
+            except RuntimeError as exc:  # torch's own errors: shapes that do not fit, memory, a lost peer
+                detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+                raise ZooError(
+                    f"stage {si} {stage.name!r} failed: {type(exc).__name__}: {detail}; check the recipe's data and"
+                    f" model settings (input size, batch size, head options) for {self.recipe.model.backbone}"
+                ) from None
             finally:
                 self.checkpoints.wait()  # the stage's last checkpoint lands before anything else happens
         return self.finish(time.perf_counter() - t0)
 
     def run_stage(self, si: int, stage: StageCfg, state, start_epoch: int) -> None:
         r, a = self.recipe, self.task
+        self.stage_label = f"{si} {stage.name!r}"
         trainable = self.stage_groups[si]
         n_train = set_trainable(self.model, self.groups, trainable)
         frozen = not trainable
@@ -376,12 +322,19 @@ class Trainer:
         else:
             train_set = a.dataset("train", augment=stage.augment)
             val_loader = self.loader(a.dataset("val"), shuffle=False)
+        self.wrap(trainable=not use_cache)
         steps = math.ceil(len(train_set) / r.data.batch_size)
         total, warmup = steps * stage.epochs, round(stage.warmup_epochs * steps)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warmup, stage.schedule))
         if state is not None and start_epoch > 0:
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
+            try:
+                opt.load_state_dict(state["optimizer"])
+                sched.load_state_dict(state["scheduler"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ZooError(
+                    f"checkpoint {self.out / CHECKPOINT} does not fit stage {si} ({type(exc).__name__}: {exc});"
+                    " delete it to restart the run"
+                ) from None
         what = "head" if frozen else f"head + {', '.join(trainable)}"
         cache_note = " on cached features" if use_cache else ""
         self.log(
@@ -391,14 +344,14 @@ class Trainer:
         for epoch in range(start_epoch, stage.epochs):
             t0 = time.perf_counter()
             torch.manual_seed(epoch_seed(r.seed, si, epoch))
-            loader = self.loader(train_set, shuffle=True, seed=epoch_seed(r.seed, si, epoch))
+            loader = self.loader(train_set, shuffle=True, seed=epoch_seed(r.seed, si, epoch), everything=use_cache)
             train_loss = self.train_epoch(
-                loader, opt, sched, use_cache, frozen, f"s{si} e{epoch}", stage.freeze_bn_stats
+                loader, opt, sched, use_cache, frozen, f"  epoch {epoch + 1}/{stage.epochs}", stage.freeze_bn_stats
             )
             if use_cache:
                 val = a.evaluate_features(self.model, val_feats, val_y)
             else:
-                val = a.evaluate(self.model, val_loader)
+                val = self.evaluate(val_loader)
             row = {
                 "stage": si,
                 "stage_name": stage.name,
@@ -443,42 +396,71 @@ class Trainer:
 
     def cached_features(self, si: int):
         """Backbone features of train and val, computed once per frozen backbone and kept on disk,
-        keyed by everything that makes them valid (a stale or foreign file is recomputed, never used)."""
+        keyed by everything that makes them valid (a stale or foreign file is recomputed, never used).
+        They are also published by key to the user cache (:mod:`.featurecache`), where another run
+        with the same key finds them (``zoo select``'s candidates and the fine-tune of its pick)."""
+        from .featurecache import publish, shared_path
+
         key = self.feature_key()
         path = self.out / "cache" / f"features-{key}.pt"
-        if path.is_file():
-            try:
-                d = torch.load(path, map_location="cpu", weights_only=True)
-                if isinstance(d, dict) and d.get("key") == key:
-                    return d["train"], d["train_y"], d["val"], d["val_y"]
-            except Exception as exc:
-                self.log(f"warning: ignoring unreadable feature cache {path} ({type(exc).__name__}); recomputing")
+        found = self.read_cached_features(key, [path, shared_path(key)]) if self.world.main else None
+        if self.world.distributed:
+            found = distributed.broadcast(found, self.world)
+        if found is not None:
+            return found["train"], found["train_y"], found["val"], found["val_y"]
         a = self.task
-        tr = compute_features(self.model, self.loader(a.dataset("train"), False), a, self.progress, "features train")
-        va = compute_features(self.model, self.loader(a.dataset("val"), False), a, self.progress, "features val")
-        d = {"key": key, "train": tr[0], "train_y": tr[1], "val": va[0], "val_y": va[1]}
-        atomic_write(path, lambda p: torch.save(d, p))
+        d = {"key": key}
+        for split in ("train", "val"):  # each process its share, then everyone has all, in order
+            loader = self.loader(a.dataset(split), False)
+            feats, ys = compute_features(self.model, loader, a, self.progress, f"feature pass ({split})")
+            parts = self.gather([(feats, ys)])
+            d[split], d[f"{split}_y"] = torch.cat([f for f, _ in parts]), torch.cat([y for _, y in parts])
+        if self.world.main:
+            atomic_write(path, lambda p: torch.save(d, p))
+            publish(path, key)
         return d["train"], d["train_y"], d["val"], d["val_y"]
+
+    def read_cached_features(self, key: str, paths: list[Path]) -> dict[str, Any] | None:
+        for found in paths:
+            if not found.is_file():
+                continue
+            try:
+                d = torch.load(found, map_location="cpu", weights_only=True)
+                if isinstance(d, dict) and d.get("key") == key:
+                    return d
+            except Exception as exc:
+                self.log(f"warning: ignoring unreadable feature cache {found} ({type(exc).__name__}); recomputing")
+        return None
 
     def train_epoch(
         self, loader, opt, sched, cached: bool, frozen: bool, desc: str, freeze_bn_stats: bool = False
     ) -> float:
         train_mode(self.model, frozen, freeze_bn_stats)
         a = self.task
-        total, count = 0.0, 0
-        for batch in _progress(loader, self.progress, desc):
+        weights = loader.batch_sampler.weights
+        total, count = 0.0, 0.0
+        for step, (weight, batch) in enumerate(zip(weights, self.progress.track(loader, desc))):
             if cached:
                 feats, y = batch
                 loss, n = a.head_loss(self.model, feats.to(self.device), y.to(self.device)), len(y)
             else:
                 loss, n = a.loss(self.forward, a.to_device(batch))
+            if not torch.isfinite(loss.detach()).all():
+                raise ZooError(
+                    f"{desc.strip()} of stage {self.stage_label}, step {step + 1}: the loss is {loss.item()} (not finite);"
+                    " the last good checkpoint is kept. Lower the lr (stages.N.lr or optimizer.lr) or check the data"
+                    " for broken values, then start again or --resume"
+                )
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * weight if weight != 1 else loss).backward()
             opt.step()
             sched.step()
-            total += loss.item() * n
-            count += n
-        return total / max(1, count)
+            if weight:  # a process with an empty share ran one example with weight 0
+                total += loss.item() * n
+                count += n
+        if self.world.distributed and not cached:
+            total, count = distributed.sum_all([total, count], self.world)
+        return total / max(1.0, count)
 
     def finish(self, seconds: float) -> Run:
         from .plots import plot_curves
@@ -486,9 +468,14 @@ class Trainer:
 
         a = self.task
         self.model.eval()
-        final = a.evaluate(self.model, self.loader(a.dataset("val"), shuffle=False), final=True)
-        save_model(self.model, self.out)
+        final = self.evaluate(self.loader(a.dataset("val"), shuffle=False), final=True)
         metrics = {k: v for k, v in final.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        run = Run(
+            path=self.out, recipe=self.recipe, metrics=metrics, history=self.history, model=self.model, metric=a.metric
+        )
+        if not self.world.main:  # rank 0 writes the run folder
+            return run
+        save_model(self.model, self.out)
         summary = {
             "task": self.model.task,
             "recipe": self.recipe.name,
@@ -496,6 +483,7 @@ class Trainer:
             **a.summary_extras(final),
             "dataset": {"name": a.dataset_name, **a.data_info},
             "device": str(self.device),
+            "processes": self.world.size,
             "seconds": round(seconds, 1),
         }
         atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
@@ -504,13 +492,12 @@ class Trainer:
             a.write_artifacts(final, self.out)
         except Exception as exc:
             self.log(f"warning: plots not written ({type(exc).__name__}: {exc})")
-        return Run(
-            path=self.out, recipe=self.recipe, metrics=metrics, history=self.history, model=self.model, metric=a.metric
-        )
+        return run
 
 
 # -- public entry points ----------------------------------------------------------------------
-def _resolve_out(recipe: Recipe, out: str | Path | None) -> Path:
+def resolve_out(recipe: Recipe, out: str | Path | None) -> Path:
+    """The run folder: ``out``, else ``runs/<recipe name>-<time>``."""
     if out is not None:
         return Path(out)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -527,11 +514,15 @@ def finetune(
 ) -> Run:
     """Fine-tune a recipe into a run folder; ``resume`` continues a killed run exactly.
 
-    With ``resume`` alone, the run's own ``recipe.toml`` is used; with both, they must agree.
+    With ``resume`` alone, the run's own ``recipe.toml`` is used; with both, they must agree. Under
+    ``torchrun`` every process calls this; rank 0 alone writes the run folder.
     """
+    world = distributed.world_from_env()
     if resume is not None:
         run_dir = Path(resume)
         saved = run_dir / "recipe.toml"
+        if out is not None and Path(out).resolve() != run_dir.resolve():
+            raise ZooError(f"--out cannot move a resumed run; it continues in {run_dir} (drop --out)")
         if not saved.is_file():
             raise ZooError(
                 f"{run_dir} is not a run folder (no recipe.toml); start it with zoo finetune RECIPE --out {run_dir}"
@@ -546,15 +537,48 @@ def finetune(
         elif overrides:
             raise ZooError("--set cannot change a run being resumed; start a new run with --out")
         recipe, out = saved_recipe, run_dir
+    elif recipe is None:
+        raise ZooError("give a recipe (a zoo/*.toml file or a registered recipe name), or --resume RUN_DIR")
     else:
-        if recipe is None:
-            raise ZooError("give a recipe (a zoo/*.toml file or a registered recipe name), or --resume RUN_DIR")
         recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe, overrides)
-        out = _resolve_out(recipe, out)
-        if (out / CHECKPOINT).exists() or (out / "model.safetensors").exists():
-            raise ZooError(f"{out} already holds a run; continue it with --resume {out} or pick another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(recipe, out, quiet=quiet, feature_cache=feature_cache)
-    trainer.setup()
-    atomic_write_text(out / "recipe.toml", recipe.to_toml())
-    return trainer.run()
+    trainer = Trainer(recipe, Path("."), quiet=quiet, feature_cache=feature_cache, world=world)
+    created = False
+    if resume is None:  # every process must use rank 0's folder (a default name holds the time)
+        out = Path(distributed.broadcast(str(resolve_out(recipe, out)), world))
+        if world.main:
+            created = check_new_out(out)
+    trainer.out = Path(out)
+    if not world.main:
+        try:
+            trainer.setup()
+            return trainer.run()
+        finally:
+            distributed.close()
+    try:
+        trainer.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ZooError(f"cannot create the run folder {trainer.out} ({exc.strerror or exc})") from None
+    try:
+        with RunLock(trainer.out):
+            if resume is None:
+                check_new_out(trainer.out)  # again, now that it is ours: nothing slipped in meanwhile
+            trainer.setup()
+            atomic_write_text(trainer.out / "recipe.toml", recipe.to_toml())
+            return trainer.run()
+    except KeyboardInterrupt:
+        trainer.checkpoints.wait_quietly()
+        raise Interrupted(
+            f"interrupted; {trainer.out} keeps its last checkpoint: continue with zoo finetune --resume {trainer.out}"
+            if (trainer.out / CHECKPOINT).exists()
+            else "interrupted before the first checkpoint; nothing to resume"
+        ) from None
+    finally:
+        if created and not (trainer.out / CHECKPOINT).exists() and not (trainer.out / "model.safetensors").exists():
+            remove_if_unstarted(trainer.out)
+        distributed.close()
+
+
+class Interrupted(ZooError):
+    """Ctrl-C or SIGTERM: a clean stop that says how to resume."""
+
+    exit_code = 130

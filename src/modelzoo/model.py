@@ -90,8 +90,13 @@ class TaskModel(nn.Module):
     def preprocess(self) -> dict[str, Any]:
         return dict(self.config.get("preprocess") or {})
 
-    def forward(self, x: Any) -> Any:
-        return self.head(self.backbone(x))
+    def forward(self, *inputs: Any, step: Any = None) -> Any:
+        """``head(backbone(x))``; or ``step(self, *inputs)``: a task whose training step is more than that
+        (several losses computed inside the head) runs it *through* ``forward``, so wrappers that hook ``forward``
+        (DistributedDataParallel, ``torch.compile``) see the whole step."""
+        if step is not None:
+            return step(self, *inputs)
+        return self.head(self.backbone(*inputs))
 
     def predict(self, inputs: Any, **options: Any) -> list:
         """Predictions per input, as the model's task makes them (``zoo list --kind task`` names the

@@ -30,7 +30,7 @@ EXPORTS: dict[str, str] = {
     # the catalog
     "get": "modelzoo.catalog",
     "list_models": "modelzoo.catalog",
-    "cache_dir": "modelzoo.catalog",
+    "cache_dir": "modelzoo.paths",
     "import_builder": "modelzoo.builders",
     # files: atomic writes, checked reads
     "atomic_write": "modelzoo.fsutil",
@@ -68,6 +68,7 @@ EXPORTS: dict[str, str] = {
     "BadImage": "modelzoo.images",
     "is_image_file": "modelzoo.images",
     "read_image": "modelzoo.images",
+    "check_image": "modelzoo.images",
     "read_image_tensor": "modelzoo.images",
     "image_size": "modelzoo.images",
     # plots

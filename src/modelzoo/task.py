@@ -22,6 +22,10 @@ The engine calls, in order:
    processes can gather them), then ``eval_metrics(outputs, final)`` -> ``{"loss", <metric>, ...}``.
 6. ``write_artifacts(result, out)`` (plots) and ``summary_extras(result)`` (summary.json).
 
+``zoo select`` ranks candidate backbones on the user's data without fine-tuning them: it caches each
+one's ``features`` and asks ``transfer_subsample`` + ``transfer_scores`` how well they suit the targets
+(a task without ``transfer_scores`` does not support ``zoo select``).
+
 Using a model: ``predict`` / ``save_predictions`` / ``show`` / ``to_json`` (``zoo predict``),
 ``load_eval_data`` + ``report`` (``zoo eval``), ``card`` (the Hub model card) and ``save_files``
 (files that must travel with the model, recorded in ``config.json``).
@@ -90,6 +94,9 @@ class Task:
     #: ``features``, ``head_loss`` and ``evaluate_features``); a task may decide per model by setting
     #: ``self.feature_cache`` in ``prepare`` (the engine reads it when a stage starts)
     feature_cache: bool = False
+    #: when several processes train a model, DistributedDataParallel must look for parameters a step
+    #: leaves unused (heads a batch does not reach); it costs a graph traversal per step, so it is opt-in
+    ddp_find_unused_parameters: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -102,6 +109,9 @@ class Task:
         self.recipe = recipe
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.amp_dtype = amp_dtype
+        #: ``track(items, desc, total=None)``: reports a long loop (scanning files...) as the engine's
+        #: progress does; the engine sets it, the default reports nothing
+        self.track: Callable[..., Iterable] = lambda items, desc="", total=None, unit="": items
         #: class names (or other per-output names) of the data, in model output order
         self.labels: list[str] = []
         self.dataset_name: str = ""
@@ -163,6 +173,11 @@ class Task:
         """The recipe's backbone + head; ``assemble(labels=..., head_options=..., preprocess=...)`` builds it."""
         return assemble(labels=self.labels)
 
+    def advice(self, model: TaskModel) -> list[str]:
+        """Warnings about a valid but doubtful set-up (an input far smaller than the backbone was trained
+        at...): printed before training starts; the run goes on."""
+        return []
+
     def prepare(self, model: TaskModel) -> None:
         """Build what depends on the built model (transforms from its preprocessing, encoded inputs...)."""
 
@@ -207,6 +222,25 @@ class Task:
 
     def evaluate_features(self, model: TaskModel, feats: torch.Tensor, targets: torch.Tensor) -> dict[str, Any]:
         raise NotImplementedError(f"{type(self).__name__}.evaluate_features")
+
+    # -- ranking backbones without fine-tuning them (zoo select) -------------------------------------
+    def transfer_scores(self, feats: torch.Tensor, targets: torch.Tensor, seed: int = 0) -> dict[str, float]:
+        """How well one frozen backbone's cached ``features`` (N, D) suit these ``targets``, without
+        fine-tuning: ``{score name: value}``, every score higher-is-better, the most trusted first.
+
+        ``zoo select`` calls it for every candidate backbone on each of several subsamples (the same
+        ones for every candidate, drawn by :meth:`transfer_subsample`), averages each score over the
+        subsamples, ranks the candidates by each score and averages the ranks: only each score's order
+        across backbones matters, not its scale. Deterministic for a given ``seed``. Default: the
+        task does not support ``zoo select``."""
+        raise ZooError(f"task {self.name!r} does not support zoo select: its plugin implements no Task.transfer_scores")
+
+    def transfer_subsample(self, targets: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
+        """Indices of at most ``n`` of the examples whose ``targets`` are given, for
+        :meth:`transfer_scores`: the same indices for every candidate, so their scores compare.
+        Default: a random subset; a task with classes should keep every class represented."""
+        gen = torch.Generator().manual_seed(seed)
+        return torch.randperm(len(targets), generator=gen)[: max(1, min(n, len(targets)))].sort().values
 
     # -- evaluation ---------------------------------------------------------------------------------
     def eval_batch(self, model: TaskModel, batch: Any) -> Any:

@@ -32,6 +32,13 @@ from pathlib import Path
 
 import pytest
 
+from .reliability import (  # noqa: F401  (pytest hooks: the RELIABILITY.md table of a run)
+    pytest_addoption,
+    pytest_collection_modifyitems,
+    pytest_configure,
+    pytest_terminal_summary,
+)
+
 
 def zoo_subprocess(
     *args: str, env: dict[str, str] | None = None, cwd: str | Path | None = None, timeout: float = 300
@@ -49,7 +56,8 @@ def zoo_subprocess(
 
 def clean_env(**extra: str) -> dict[str, str]:
     """``os.environ`` without the modelzoo variables a test may have set, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if k not in ("MODELZOO_PLUGINS", "MODELZOO_NO_CACHE", "PYTHONPATH")}
+    drop = ("MODELZOO_PLUGINS", "MODELZOO_NO_CACHE", "MODELZOO_REGISTRY", "PYTHONPATH")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     env.update(extra)
     return env
 
@@ -64,47 +72,37 @@ def shared_zoo_cache(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def zoo_env(tmp_path, monkeypatch, shared_zoo_cache):
-    """An isolated catalog cache and a fresh in-process catalog for every test.
+    """An isolated cache folder and a fresh in-process catalog for every test.
 
-    To keep the suite fast, the per-test cache starts with a hard link to the catalog an earlier test
-    built under the same cache key (the key covers the environment and the installed plugins, so a
-    test that changes either gets a cold cache), and its ``weights/`` folder is shared: converted
-    weights are named by the source file's sha256.
+    To keep the suite fast, two of its sub-folders are shared by the whole session, because their
+    files are named by content and so can never be stale: ``catalog/`` (each plugin's entries, named
+    by the plugin's fingerprint) and ``weights/`` (converted weights, named by the source's sha256).
+    A test that needs a truly cold catalog points ``MODELZOO_CACHE`` elsewhere.
     """
     from modelzoo import catalog as catalog_mod
 
     cache = tmp_path / "zoo-cache"
     cache.mkdir()
-    (cache / "weights").symlink_to(shared_zoo_cache / "weights", target_is_directory=True)
+    for shared in ("weights", "catalog"):
+        (shared_zoo_cache / shared).mkdir(exist_ok=True)
+        (cache / shared).symlink_to(shared_zoo_cache / shared, target_is_directory=True)
     monkeypatch.setenv("MODELZOO_CACHE", str(cache))
-    monkeypatch.delenv("MODELZOO_PLUGINS", raising=False)
-    monkeypatch.delenv("MODELZOO_NO_CACHE", raising=False)
-    name = f"catalog-{catalog_mod.cache_key()}.json"
-    seed = shared_zoo_cache / name
-    if seed.exists():
-        _link(seed, cache / name)
+    for name in ("MODELZOO_PLUGINS", "MODELZOO_NO_CACHE", "MODELZOO_REGISTRY"):
+        monkeypatch.delenv(name, raising=False)
     catalog_mod.reset()
     yield
     catalog_mod.reset()
-    if not seed.exists() and (cache / name).exists():
-        _link(cache / name, seed)
-
-
-def _link(src: Path, dst: Path) -> None:
-    try:
-        os.link(src, dst)  # the cache is replaced atomically, never written in place
-    except OSError:
-        shutil.copyfile(src, dst)
 
 
 @pytest.fixture(scope="session")
 def full_catalog():
-    """The real catalog of the installed plugins, built once (imports timm and torchvision)."""
+    """The catalog of the installed plugins, loaded once per session (from the shipped registry and the
+    cache where they are current, live where not), checked to have loaded cleanly."""
     from modelzoo import catalog as catalog_mod
 
     saved = os.environ.pop("MODELZOO_PLUGINS", None)
     try:
-        cat = catalog_mod.build_catalog()
+        cat = catalog_mod.load_catalog()
     finally:
         if saved is not None:
             os.environ["MODELZOO_PLUGINS"] = saved
@@ -336,3 +334,52 @@ def hub_server():
     with HubServer() as server:
         yield server
         assert server.unknown == [], f"client called endpoints the test server does not know: {server.unknown}"
+
+
+# -- tiny real data -------------------------------------------------------------------------------
+COLORS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 60, 220)}
+
+
+def write_color_images(root: Path, per_class: int, seed: int, size: int = 24) -> Path:
+    """An ImageFolder of noisy red / green / blue PNGs (``root/<colour>/<i>.png``): a task any backbone
+    learns in a few steps, for tests of the engine rather than of a model."""
+    import torch
+    from PIL import Image
+
+    gen = torch.Generator().manual_seed(seed)
+    for name, rgb in COLORS.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            noise = torch.randint(-40, 40, (size, size, 3), generator=gen)
+            arr = (torch.tensor(rgb) + noise).clamp(0, 255).to(torch.uint8).numpy()
+            Image.fromarray(arr).save(root / name / f"{i}.png")
+    return root
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux ``/proc``), e.g. a launcher's workers."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return sorted(children)
+
+
+def finetune_one_and_two(recipe: Path, root: Path, env: dict[str, str] | None = None) -> tuple[dict, dict]:
+    """``summary.json`` of ``recipe`` fine-tuned by one process and by two (``zoo finetune --nproc 2``,
+    gloo), each in its own run folder and cache, for equivalence tests of a task under DDP."""
+    import json
+
+    summaries = []
+    for nproc in (1, 2):
+        out = root / f"run-{nproc}p"
+        run_env = {**(env or clean_env()), "MODELZOO_CACHE": str(root / f"cache-{nproc}p")}
+        proc = zoo_subprocess("finetune", str(recipe), "--out", str(out), "--quiet", "--nproc", str(nproc), env=run_env)
+        assert proc.returncode == 0, f"--nproc {nproc}:\n{proc.stdout}\n{proc.stderr}"
+        summaries.append(json.loads((out / "summary.json").read_text()))
+    assert [s["processes"] for s in summaries] == [1, 2]
+    return summaries[0], summaries[1]

@@ -78,6 +78,9 @@ class ObjectDetection(Task):
     Data = DetectionDataConfig
     #: targets and augmentations move boxes, and detection heads train on live multi-scale features
     feature_cache = False
+    #: a detector's step can leave parameters without a gradient (levels or heads a batch does not
+    #: reach), which DistributedDataParallel must be told to expect
+    ddp_find_unused_parameters = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -188,9 +191,11 @@ class ObjectDetection(Task):
         return collate_detection
 
     def loss(self, model: TaskModel, batch) -> tuple[torch.Tensor, int]:
+        """The detector's summed losses, run through ``model``'s forward (``step=``) so that a wrapper
+        the engine puts around the model (DistributedDataParallel, torch.compile) sees the step."""
         images, targets = batch
         with self.autocast():
-            losses, _ = model.head.detect(model.backbone, images, train_targets(targets))
+            losses = model(images, train_targets(targets), step=_detection_losses)
         return sum(v.float() for v in losses.values()), len(images)
 
     # -- evaluation ---------------------------------------------------------------------------------
@@ -343,3 +348,9 @@ def describe_input(config: dict[str, Any]) -> str:
         resize = "resized by the head"
     norm = f", normalised with mean {pre['mean']}, std {pre['std']}" if pre.get("mean") and pre.get("std") else ""
     return f"an RGB image of any size, {resize}{norm}; boxes come back xyxy in the input image's pixels"
+
+
+def _detection_losses(model: TaskModel, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]]):
+    """One training step's losses: the head detects on the backbone's pyramid (``TaskModel.forward(step=)``)."""
+    losses, _ = model.head.detect(model.backbone, images, targets)
+    return losses
