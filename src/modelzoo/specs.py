@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,8 @@ class PretrainedTag:
     ``https://`` download. ``sha256`` may be a prefix (torch hub file names carry one).
     ``remap`` says how the file's keys map onto the architecture (``None`` = same names;
     ``"by_order"`` = zip both state dicts in order, checking every shape).
+    ``metrics`` are published evaluation figures of these weights, as plain numbers in percent
+    (``{"imagenet_top1": 71.878}``); only figures with a named source belong here, never estimates.
     """
 
     tag: str
@@ -59,6 +62,7 @@ class PretrainedTag:
     labels: str | None = None
     remap: str | None = None
     description: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
 
     @property
     def offline(self) -> bool:
@@ -178,6 +182,13 @@ def validate_spec(spec: Any) -> Spec:
         seen.add(tag.tag.lower())
         if not tag.sources or any(not s.startswith(_SOURCE_SCHEMES) for s in tag.sources):
             raise SpecError(f"{where}.{tag.tag}: each source must start with one of {', '.join(_SOURCE_SCHEMES)}")
+        if not isinstance(tag.metrics, dict) or any(
+            not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+            for k, v in tag.metrics.items()
+        ):
+            raise SpecError(
+                f'{where}.{tag.tag}: metrics must map names to finite numbers, e.g. {{"imagenet_top1": 71.9}}'
+            )
     if spec.default_tag and spec.default_tag.lower() not in seen:
         raise SpecError(f"{where}: default_tag {spec.default_tag!r} is not among its pretrained tags")
     try:

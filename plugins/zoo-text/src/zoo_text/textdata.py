@@ -12,6 +12,8 @@ import csv
 import gzip
 import io
 import json
+import math
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,13 +75,29 @@ def infer_format(path: str) -> str:
     raise ZooError(f"cannot tell the format of {path}; set data.format to one of {', '.join(FORMATS)}")
 
 
+def _names(names: Any) -> str:
+    """Column or field names for a one-line message: as written when plain, else quoted."""
+    shown = [n if isinstance(n, str) and n.isprintable() and n.strip() == n and n else repr(n) for n in names]
+    return ", ".join(shown)[:200] or "none"
+
+
 def _open_text(path: Path):
     """Text handle for plain, ``.gz`` or ``.bz2`` files (UTF-8, BOM tolerated)."""
-    raw = path.read_bytes()
-    if path.suffix.lower() == ".gz":
-        raw = gzip.decompress(raw)
-    elif path.suffix.lower() == ".bz2":
-        raw = bz2.decompress(raw)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ZooError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    kind = {".gz": "gzip", ".bz2": "bzip2"}.get(path.suffix.lower())
+    try:
+        if kind == "gzip":
+            raw = gzip.decompress(raw)
+        elif kind == "bzip2":
+            raw = bz2.decompress(raw)
+    except (OSError, EOFError, ValueError, zlib.error) as exc:  # not an archive, cut short, or corrupt
+        detail = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise ZooError(
+            f"{path} is not a readable {kind} file ({detail}); compress it again or give the plain file"
+        ) from None
     try:
         return io.StringIO(raw.decode("utf-8-sig"), newline="")
     except UnicodeDecodeError as exc:
@@ -95,6 +113,9 @@ def _check_row(text: Any, label: Any, where: str, text_col: str, label_col: str)
         raise ZooError(f"{where}: {text_col!r} is {type(text).__name__}, not text")
     if not text.strip():
         raise ZooError(f"{where}: empty text in column {text_col!r}; remove the row or fill it in")
+    finite = not isinstance(label, float) or math.isfinite(label)
+    if isinstance(label, bool) or not isinstance(label, (str, int, float)) or not finite:
+        raise ZooError(f"{where}: {label_col!r} is {label!r:.40}, not a class name; give one label per row")
     return text.strip(), str(label).strip()
 
 
@@ -103,18 +124,23 @@ def read_csv(path: Path, text_col: str, label_col: str, delimiter: str | None = 
     handle = _open_text(path)
     if delimiter is None:
         delimiter = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
+    if not (isinstance(delimiter, str) and len(delimiter) == 1 and delimiter not in '"\r\n'):
+        raise ZooError(f"data.options.delimiter: {delimiter!r:.20} is not one character such as ',' ';' or '\\t'")
     reader = csv.DictReader(handle, delimiter=delimiter)
-    columns = reader.fieldnames or []
-    for col, key in ((text_col, "text_column"), (label_col, "label_column")):
-        if col not in columns:
-            raise ZooError(f"{path}: no column {col!r} (columns: {', '.join(columns) or 'none'}); set data.{key}")
     out = TextSplit([], [], [])
-    for row in reader:
-        where = f"{path} line {reader.line_num}"
-        text, label = _check_row(row.get(text_col), row.get(label_col), where, text_col, label_col)
-        out.texts.append(text)
-        out.labels.append(label)
-        out.where.append(where)
+    try:
+        columns = reader.fieldnames or []
+        for col, key in ((text_col, "text_column"), (label_col, "label_column")):
+            if col not in columns:
+                raise ZooError(f"{path}: no column {col!r} (columns: {_names(columns)}); set data.{key}")
+        for row in reader:
+            where = f"{path} line {reader.line_num}"
+            text, label = _check_row(row.get(text_col), row.get(label_col), where, text_col, label_col)
+            out.texts.append(text)
+            out.labels.append(label)
+            out.where.append(where)
+    except csv.Error as exc:  # a field past the csv module's size limit, a stray quote in strict files...
+        raise ZooError(f"{path} line {reader.line_num}: not valid CSV ({exc})") from None
     return out
 
 
@@ -127,13 +153,14 @@ def read_jsonl(path: Path, text_col: str, label_col: str) -> TextSplit:
         where = f"{path} line {number}"
         try:
             row = json.loads(line)
-        except ValueError as exc:
-            raise ZooError(f"{where}: not valid JSON ({exc.msg})") from None
+        except (ValueError, RecursionError) as exc:  # also a number too long for int(), or nesting too deep
+            detail = getattr(exc, "msg", None) or str(exc).split(";")[0] or type(exc).__name__
+            raise ZooError(f"{where}: not valid JSON ({detail})") from None
         if not isinstance(row, dict):
             raise ZooError(f"{where}: expected a JSON object with {text_col!r} and {label_col!r}")
         for col, key in ((text_col, "text_column"), (label_col, "label_column")):
             if col not in row:
-                raise ZooError(f"{where}: no field {col!r} (fields: {', '.join(row) or 'none'}); set data.{key}")
+                raise ZooError(f"{where}: no field {col!r} (fields: {_names(row)}); set data.{key}")
         text, label = _check_row(row[text_col], row[label_col], where, text_col, label_col)
         out.texts.append(text)
         out.labels.append(label)
@@ -239,7 +266,7 @@ def load_text_data(cfg: TextData, seed: int, registered: Registered | None = Non
         absent = [lbl for lbl in cfg.labels if lbl not in present]
         if absent:
             raise ZooError(
-                f"data.labels: {absent} never occur in the training data (its labels: {', '.join(sorted(present))})"
+                f"data.labels: {absent} never occur in the training data (its labels: {_names(sorted(present))})"
             )
         before = len(train) + len(val)
         train = train.subset([i for i, lbl in enumerate(train.labels) if lbl in keep])

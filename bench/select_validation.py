@@ -1,0 +1,159 @@
+"""Does ``zoo select`` pick the backbone that fine-tunes best? The proof on real data and real weights.
+
+Runs ``zoo select --validate N`` on the packaged Fashion-MNIST subset (the default recipe's data,
+schedule and seed: ``zoo/effnet-lite0-fashion-mnist.toml``) with the packaged ImageNet backbones,
+EfficientNet-Lite0/1/2 and MobileNetV2, plus the random-init reference of the top candidate. Every
+candidate is then fine-tuned with that recipe and two seeds, and the table compares, per candidate,
+the combined score and its parts (linear probe, kNN, LogME) and the ImageNet prior with the fine-tuned
+accuracy; then weighted Kendall tau, top-1 regret and seed-to-seed noise for the combined score and
+for the prior, and the selection's seconds against the fine-tunes' seconds.
+
+The selection runs cold, in a fresh cache (features and scores computed; only the converted weights
+are shared with the user cache, as they are named by content), then once more warm, from the cache.
+MobileNetV2 is timm's ``mobilenetv2_100`` with torchvision's ImageNet weights (the same file as
+``torchvision:mobilenet_v2.imagenet1k_v1``): timm groups its layers like the EfficientNets, so the
+recipe's ``train = "last:3"`` unfreezes a comparable share of each network.
+
+    python bench/select_validation.py --out /tmp/selbench     # ten fine-tunes: ~1 h on 2 busy CPU cores
+    python bench/select_validation.py --set data.train_limit=1000 --set data.val_limit=500   # quicker
+
+Finished fine-tunes are recorded under ``--out``, so an interrupted bench resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "zoo" / "effnet-lite0-fashion-mnist.toml"
+CANDIDATES = [
+    "tf_efficientnet_lite0.in1k_pkg",
+    "tf_efficientnet_lite1.in1k_pkg",
+    "tf_efficientnet_lite2.in1k_pkg",
+    "mobilenetv2_100.tv_in1k",
+]
+
+
+def zoo(args: list[str], env: dict[str, str]) -> tuple[float, str]:
+    """Run ``python -m modelzoo ARGS``; its wall seconds and stdout (stderr streams through)."""
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "modelzoo", *args], env=env, stdout=subprocess.PIPE, text=True)
+    if proc.returncode:
+        sys.exit(f"zoo {' '.join(args)} failed ({proc.returncode})")
+    return time.perf_counter() - start, proc.stdout
+
+
+def user_weights() -> Path:
+    from modelzoo.sdk import cache_dir
+
+    path = cache_dir() / "weights"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def print_table(record: dict, cold_wall: float, warm_wall: float, warm_seconds: float) -> bool:
+    v = record["validation"]
+    cands = {c["name"]: c for c in record["candidates"]}
+    ref = record["reference"]
+    print(
+        f"recipe {v['recipe']} ({record['dataset']}: {record['examples']['train']} train examples), seeds {v['seeds']}"
+    )
+    print(
+        f"scores: mean over {record['examples']['draws']} class-stratified subsamples of {record['examples']['per_draw']}"
+    )
+    head = f"{'candidate':<34} {'rank':>4} {'mean rank':>9} {'probe':>6} {'kNN':>6} {'LogME':>7} {'P(r1)':>5}"
+    head += f" {'top-1':>6} {'fine-tune acc % (mean ± half-range)':>30} {'s/run':>6}"
+    print(head)
+    for row in v["candidates"]:
+        c = cands.get(row["name"]) or ref
+        rank = "ref" if row["reference"] else str(c["rank"])
+        mean_rank = "-" if row["reference"] else f"{c['mean_rank']:.2f}"
+        p1 = "-" if row["reference"] else f"{c['p_rank1']:.2f}"
+        prior = "-" if c.get("prior") is None else f"{c['prior']:.1f}"
+        s = c["scores"]
+        acc = f"{100 * row['mean']:.2f} ± {100 * row['spread'] / 2:.2f}"
+        per_seed = "/".join(f"{100 * x:.1f}" for x in row["values"])
+        print(
+            f"{row['name']:<34} {rank:>4} {mean_rank:>9} {s['probe']:6.3f} {s['knn']:6.3f} {s['logme']:7.3f} {p1:>5}"
+            f" {prior:>6} {acc + f' ({per_seed})':>30} {sum(row['seconds']) / len(row['seconds']):6.0f}"
+        )
+    print()
+    print(f"{'ranking by':<22} {'weighted tau':>12} {'per seed':>14} {'top-1 regret':>12} {'per seed':>12}  pick")
+    for key, label in (("combined", "combined score"), ("prior", "ImageNet top-1 prior")):
+        q = v[key]
+        per_tau = "/".join(f"{t:.2f}" for t in q["tau_per_seed"])
+        per_reg = "/".join(f"{100 * r:.2f}" for r in q["regret_per_seed"])
+        print(f"{label:<22} {q['tau']:12.2f} {per_tau:>14} {100 * q['regret']:9.2f} pt {per_reg:>12}  {q['pick']}")
+    noise = v["seed_noise"]
+    print(
+        f"seed-to-seed noise of the fine-tunes: mean spread {100 * noise['mean_spread']:.2f} pt;"
+        f" weighted tau between the two seeds' rankings {noise['tau_between_seeds']:.2f}"
+    )
+    gain = ref["pretraining_gain"]["probe"] if ref else None
+    ref_row = next((r for r in v["candidates"] if r["reference"]), None)
+    if ref_row:
+        best = max(r["mean"] for r in v["candidates"] if not r["reference"])
+        print(
+            f"does pretraining help? probe {gain:+.3f} over random init; fine-tuned {100 * (best - ref_row['mean']):+.2f} pt"
+        )
+    sel, ft = v["selection_seconds"], v["finetune_seconds"]
+    print(
+        f"time: selection {sel:.0f}s cold (zoo select wall {cold_wall - ft:.0f}s incl. start-up),"
+        f" {warm_seconds:.1f}s warm from the cache (wall {warm_wall:.0f}s); fine-tunes {ft:.0f}s;"
+        f" selection = {100 * sel / ft:.1f}% of the fine-tunes"
+    )
+    top = v["combined"]["regret"] <= 0.01
+    tau_ok = v["combined"]["tau"] >= v["prior"]["tau"]
+    time_ok = sel <= 0.1 * ft
+    print(
+        f"targets: top pick within 1 point of the best fine-tune: {'yes' if top else 'NO'};"
+        f" combined tau >= prior tau: {'yes' if tau_ok else 'NO'}; selection <= 10% of fine-tunes: {'yes' if time_ok else 'NO'}"
+    )
+    return top and tau_ok and time_ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipe", type=Path, default=RECIPE)
+    parser.add_argument("--candidates", nargs="+", default=CANDIDATES)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recipe override")
+    parser.add_argument("--threads", type=int, help="torch threads per process (OMP_NUM_THREADS; default: torch's)")
+    parser.add_argument("--out", type=Path, help="keep the selection and run folders here")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args()
+    overrides = args.set
+    with tempfile.TemporaryDirectory(prefix="select-bench-") as tmp:
+        out = args.out or Path(tmp) / "out"
+        cache = Path(tmp) / "cache"
+        cache.mkdir()
+        (cache / "weights").symlink_to(user_weights(), target_is_directory=True)
+        env = {**os.environ, "MODELZOO_CACHE": str(cache)}
+        if args.threads:
+            env["OMP_NUM_THREADS"] = str(args.threads)
+        common = ["--recipe", str(args.recipe), "--candidates", *args.candidates]
+        common += [x for o in overrides for x in ("--set", o)]
+        validate = str(len(args.candidates))
+        cold_wall, _ = zoo(["select", *common, "--validate", validate, "--out", str(out / "cold")], env)
+        warm_wall, _ = zoo(["select", *common, "--out", str(out / "warm"), "--quiet"], env)
+        record = json.loads((out / "cold" / "selection.json").read_text())
+        warm = json.loads((out / "warm" / "selection.json").read_text())
+        print(f"zoo select {' '.join(common)} --validate {validate}")
+        threads = f"{args.threads} torch thread(s) per process" if args.threads else "torch's default threads"
+        print(
+            f"overrides: {', '.join(overrides) or 'none'}; {threads}; CPU: {os.cpu_count()} cores, shared with other jobs"
+        )
+        ok = print_table(record, cold_wall, warm_wall, warm["seconds"])
+        if args.out is None:
+            print("(run folders were temporary; pass --out DIR to keep them)")
+    return 0 if ok or not args.check else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
