@@ -45,12 +45,14 @@ def base() -> dict:
         ("epochs=3", r"epochs: unknown top-level field"),
     ],
 )
+@pytest.mark.attack("recipes")
 def test_each_bad_field_gets_one_line_naming_it(override, message):
     with pytest.raises(RecipeError, match=message) as info:
         validate(apply_overrides(base(), [override]))
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.attack("recipes")
 def test_missing_sections_and_stages():
     with pytest.raises(RecipeError, match=r"\[model\] is missing"):
         validate({"data": {}, "stages": []})
@@ -75,6 +77,7 @@ def test_default_recipe_round_trips_through_toml(tmp_path):
     assert load_recipe(path).to_dict() == recipe.to_dict()
 
 
+@pytest.mark.attack("recipes")
 def test_cli_reports_recipe_errors_without_traceback(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text(

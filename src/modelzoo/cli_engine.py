@@ -16,11 +16,33 @@ from .errors import ZooError
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from .engine import finetune
+    import os
 
+    if args.nproc or "WORLD_SIZE" in os.environ:
+        # torch.distributed's C++ warnings (store retries with stack traces, DDP tuning hints) drown the
+        # one line the engine prints for a failure; set TORCH_CPP_LOG_LEVEL yourself to see them
+        os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "FATAL")
+    import signal
+
+    from .engine import finetune
+    from .launch import stdout_is_rank_zero
+
+    def stop(signum, frame):  # SIGTERM (a scheduler, kill) stops as Ctrl-C does: cleanly, resumable
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+
+    if args.find_lr is not None:
+        return find_lr_command(args)
+    if args.nproc is not None and args.nproc < 1:
+        raise ZooError("--nproc must be a whole number >= 1 (worker processes on this machine)")
+    if args.nproc and args.nproc > 1:
+        return _launch(args)
     run = finetune(
         args.recipe, out=args.out, resume=args.resume, overrides=args.set or [], quiet=args.quiet or args.json
     )
+    if not stdout_is_rank_zero():
+        return 0
     if args.json:
         print(
             json.dumps(
@@ -38,16 +60,60 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def find_lr_command(args: argparse.Namespace) -> int:
+    """``zoo finetune RECIPE --find-lr [STAGE]``: the lr range test instead of the run."""
+    from .lr_finder import find_lr, summary_line
+
+    if args.resume:
+        raise ZooError("--find-lr tests a recipe from its start; it cannot be combined with --resume")
+    recipe, stage = args.recipe, args.find_lr
+    if recipe is None and stage != "last" and not stage.lstrip("-").isdigit():
+        recipe, stage = stage, "last"  # `zoo finetune --find-lr RECIPE`: the flag took the recipe as its value
+    if recipe is None:
+        raise ZooError("--find-lr needs a recipe: zoo finetune RECIPE --find-lr [STAGE]")
+    result = find_lr(recipe, out=args.out, overrides=args.set or [], stage=stage, quiet=args.quiet or args.json)
+    if args.json:
+        keys = ("stage", "stage_name", "suggestion", "steepest", "diverged_at", "start_lr", "end_lr")
+        print(json.dumps({**{k: getattr(result, k) for k in keys}, "steps": len(result.lrs), "path": str(result.path)}))
+    else:
+        print(summary_line(result))
+    return 0
+
+
+def _launch(args: argparse.Namespace) -> int:
+    """``--nproc N``: validate here, pick the run folder, then start N workers through torchrun."""
+    from pathlib import Path
+
+    from .engine import resolve_out
+    from .launch import launch, worker_args
+    from .recipe import load_recipe
+
+    if args.resume:
+        out = Path(args.resume)
+    else:
+        if args.recipe is None:
+            raise ZooError("give a recipe (a zoo/*.toml file or a registered recipe name), or --resume RUN_DIR")
+        recipe = load_recipe(args.recipe, args.set or [])
+        if recipe.data.batch_size < args.nproc:
+            raise ZooError(
+                f"data.batch_size {recipe.data.batch_size} is the global batch; with {args.nproc} processes it must"
+                f" be at least {args.nproc}"
+            )
+        out = resolve_out(recipe, args.out)
+    argv = list(args.argv)
+    return launch(worker_args(argv[argv.index("finetune") :], None if args.resume else out), args.nproc, out)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate a run on its recipe's validation split, or on ``--data PATH`` in the task's formats."""
     from pathlib import Path
 
     from torch.utils.data import DataLoader
 
-    from .engine import pick_device
     from .loading import load
-    from .recipe import ModelCfg, Recipe, StageCfg, load_recipe
+    from .recipe import ModelCfg, Recipe, StageCfg, apply_overrides, data_section, load_recipe
     from .tasks import create_task, task_class
+    from .training import pick_device
 
     if args.batch_size <= 0:
         raise ZooError("--batch-size must be a positive whole number")
@@ -55,15 +121,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     model.to(device)
     recipe_path = Path(str(args.run)) / "recipe.toml"
+    overrides = args.set or []
     if recipe_path.is_file():
-        recipe = load_recipe(recipe_path)
-    elif args.data:  # a pulled model has no recipe: the task's data defaults, and the data given
+        recipe = load_recipe(recipe_path, overrides)
+    elif args.data:  # a pulled model has no recipe: the task's data defaults (+ --set), and the data given
         _, cls = task_class(model.task)
+        data = apply_overrides({"data": {}}, overrides)
+        unknown = [key for key in data if key != "data"]
+        if unknown:
+            raise ZooError(f"--set {unknown[0]}...: only data.* fields apply to zoo eval of a model without a recipe")
         recipe = Recipe(
             name="eval",
             task=model.task,
             model=ModelCfg(backbone=model.config["backbone"]["name"], head=model.config["head"]["name"]),
-            data=cls.Data(),
+            data=data_section(cls.Data, data["data"]),
             stages=[StageCfg(name="eval")],
         )
     else:
@@ -176,12 +247,33 @@ def add_commands(sub: argparse._SubParsersAction, with_task_options: bool = Fals
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    p.add_argument(
+        "--nproc",
+        type=int,
+        metavar="N",
+        help="train with N processes on this machine (DistributedDataParallel through torch.distributed.run;"
+        " NCCL on GPUs, gloo on CPUs); data.batch_size stays the GLOBAL batch, split across the processes",
+    )
+    p.add_argument(
+        "--find-lr",
+        nargs="?",
+        const="last",
+        metavar="STAGE",
+        help="instead of training, run the lr range test (fastai-style) for a stage (default: the last) and"
+        " write lr_finder.png with a suggested lr",
+    )
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("eval", help="evaluate a run: its task's metrics, per class where the task has classes")
     p.add_argument("run", help="run folder or hf-hub:org/name[@rev]")
     p.add_argument(
         "--data", help="data to evaluate on, in a format of the model's task (default: the run's validation split)"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a data field for this evaluation, e.g. data.label_map=map.json",
     )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto")

@@ -25,6 +25,8 @@ from .task import DataConfig
 
 SCHEDULES = ("constant", "cosine", "onecycle")
 OPTIMIZERS = ("adamw", "sgd")
+#: data.num_workers above this is a typo, not a plan (each is a process)
+MAX_WORKERS = 256
 #: what a recipe name may be: it names the default run folder, so no paths and no dots
 _RECIPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,99}$")
 
@@ -78,8 +80,13 @@ class Recipe:
     optimizer: OptimizerCfg = field(default_factory=OptimizerCfg)
     reference: dict[str, Any] = field(default_factory=dict)
 
+    #: valid but doubtful settings, said before the run starts (not part of the recipe's data)
+    warnings: list[str] = field(default_factory=list, repr=False, compare=False)
+
     def to_dict(self) -> dict[str, Any]:
-        return _drop_none(asdict(self))
+        data = _drop_none(asdict(self))
+        data.pop("warnings", None)
+        return data
 
     def to_toml(self) -> str:
         import tomli_w
@@ -93,6 +100,17 @@ def _drop_none(obj: Any) -> Any:
     if isinstance(obj, list):
         return [_drop_none(v) for v in obj]
     return obj
+
+
+def _key(key: Any) -> str:
+    """A key as a message shows it: as written, or quoted when it would break the line (or is empty)."""
+    return key if isinstance(key, str) and key.isprintable() and key.strip() == key and key else repr(key)
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    """A value as a message shows it: its repr, cut to one readable line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # -- overrides --------------------------------------------------------------------------------
@@ -109,27 +127,33 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key or any(not p for p in key.split(".")):
-            raise RecipeError(f"--set {item!r}: expected dotted.key=value, e.g. --set data.batch_size=64")
+            raise RecipeError(f"--set {_show(item)}: expected dotted.key=value, e.g. --set data.batch_size=64")
+        try:
+            value = _parse_value(raw)
+        except RecursionError:
+            raise RecipeError(f"--set {_key(key)}: the value nests lists or tables too deeply") from None
         target: Any = data
         parts = key.split(".")
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
-            where = ".".join(parts[:i]) or "the recipe"
+            where = _key(".".join(parts[:i])) if i else "the recipe"
             if isinstance(target, list):
-                if not part.isdigit() or int(part) >= len(target):
-                    raise RecipeError(f"--set {key}: {where} has {len(target)} items; index {part!r} is out of range")
+                if not re.fullmatch(r"[0-9]+", part) or int(part) >= len(target):
+                    raise RecipeError(
+                        f"--set {_key(key)}: {where} has {len(target)} items; index {_show(part)} is out of range"
+                    )
                 if last:
-                    target[int(part)] = _parse_value(raw)
+                    target[int(part)] = value
                 else:
                     target = target[int(part)]
             elif isinstance(target, dict):
                 if last:
-                    target[part] = _parse_value(raw)
+                    target[part] = value
                 else:
                     target = target.setdefault(part, {})
             else:
                 raise RecipeError(
-                    f"--set {key}: {where} is a single value ({target!r}), not a table; set {where}=VALUE"
+                    f"--set {_key(key)}: {where} is a single value ({_show(target)}), not a table; set {where}=VALUE"
                 )
     return data
 
@@ -141,7 +165,7 @@ def _section(cls, data: Any, where: str, required: tuple[str, ...] = ()):
     known = {f.name for f in fields(cls)}
     for key in data:
         if key not in known:
-            raise RecipeError(f"{where}.{key}: unknown field{did_you_mean(key, known)}")
+            raise RecipeError(f"{where}.{_key(key)}: unknown field{did_you_mean(str(key), known)}")
     for key in required:
         if key not in data:
             raise RecipeError(f"{where}.{key}: required field is missing")
@@ -152,6 +176,11 @@ def _section(cls, data: Any, where: str, required: tuple[str, ...] = ()):
         return cls(**data)
     except (TypeError, ValueError) as exc:
         raise RecipeError(f"{where}: {exc}") from None
+
+
+def data_section(cls, data: Any) -> DataConfig:
+    """A task's ``[data]`` table validated on its own (field names and types, one line per problem)."""
+    return _section(cls, data, "data")
 
 
 def _hints(cls) -> dict[str, str]:
@@ -199,8 +228,12 @@ def _check_type(where: str, value: Any, annotation: str) -> None:
         elif a == "int" and isinstance(value, int) and not isinstance(value, bool):
             ok = True
         elif a == "float" and isinstance(value, (int, float)) and not isinstance(value, bool):
-            if not math.isfinite(value):
-                raise RecipeError(f"{where}: {value!r} is not a finite number")
+            try:
+                finite = math.isfinite(value)
+            except OverflowError:  # an int beyond any float (1e400 written out)
+                finite = False
+            if not finite:
+                raise RecipeError(f"{where}: {_show(value, 40)} is not a finite number")
             ok = True
         elif a == "str" and isinstance(value, str):
             ok = True
@@ -218,7 +251,7 @@ def _check_type(where: str, value: Any, annotation: str) -> None:
             ok = True
     if not ok:
         shown = " or ".join("nothing" if a == "None" else a for a in allowed)
-        raise RecipeError(f"{where}: expected {shown}, got {value!r}")
+        raise RecipeError(f"{where}: expected {shown}, got {_show(value)}")
 
 
 _TOP = {
@@ -244,9 +277,8 @@ def validate(data: dict[str, Any], source: str = "recipe") -> Recipe:
     top = {k: v for k, v in data.items() if k not in ("model", "data", "stages", "optimizer")}
     for key, value in top.items():
         if key not in _TOP:
-            raise RecipeError(
-                f"{key}: unknown top-level field{did_you_mean(key, set(_TOP) | {'model', 'data', 'stages', 'optimizer'})}"
-            )
+            known = set(_TOP) | {"model", "data", "stages", "optimizer"}
+            raise RecipeError(f"{_key(key)}: unknown top-level field{did_you_mean(str(key), known)}")
         _check_type(key, value, _TOP[key])
     top.setdefault("name", Path(source).stem if source != "recipe" else "recipe")
     model = _section(ModelCfg, data["model"], "model", required=("backbone",))
@@ -259,28 +291,101 @@ def validate(data: dict[str, Any], source: str = "recipe") -> Recipe:
             raw = {"name": f"stage{i}", **raw}
         stages.append(_section(StageCfg, raw, f"stages.{i}"))
     task_spec, task_cls = _task_class(top.get("task"), model)
-    dcfg = _section(task_cls.Data, data["data"], "data")
+    try:
+        dcfg = _section(task_cls.Data, data["data"], "data")
+    except RecipeError as exc:
+        if top.get("task"):
+            raise
+        raise RecipeError(  # the task was worked out from the model: say so, it may not be what was meant
+            f"{exc} (for {task_spec.name}, the task of backbone {model.backbone!r} + head {model.head!r};"
+            " set task = ... or pick another head)"
+        ) from None
     top["task"] = task_spec.name  # canonical, even when the recipe gave an alias
     recipe = Recipe(model=model, data=dcfg, stages=stages, optimizer=opt, **top)
     _check_values(recipe)
+    _check_model(recipe)
     try:
         task_cls.validate_data(dcfg, recipe)
     except RecipeError:
         raise
     except ZooError as exc:
         raise RecipeError(str(exc)) from None
+    recipe.warnings = _advice(data, recipe)
     return recipe
+
+
+def _check_model(r: Recipe) -> None:
+    """The backbone and head exist, fit each other, and the head is for the recipe's task: caught here,
+    before any data is read, with what each side offers."""
+    from .catalog import catalog
+
+    cat = catalog()
+    backbone, head = _model_specs(r.model)
+    if head.tasks and r.task not in head.tasks:
+        fits = [s.name for s in cat.filter(kind="head", task=r.task) if set(s.consumes) & set(backbone.outputs)]
+        label = " or ".join(cat.task_label(t) for t in head.tasks)
+        raise RecipeError(
+            f"model.head: {head.name!r} is a {label} head; {r.task} needs a head such as"
+            f" {', '.join(fits) or 'none installed'} (zoo list --kind head --task {cat.task_label(r.task)})"
+        )
+    if not set(head.consumes) & set(backbone.outputs):
+        raise RecipeError(
+            f"model.head: {head.name!r} consumes {'/'.join(head.consumes)} features but {backbone.name!r} emits"
+            f" {'/'.join(backbone.outputs)}; pick a head for {'/'.join(backbone.outputs)} (zoo list --kind head)"
+        )
+    if backbone.tasks and r.task not in backbone.tasks:
+        raise RecipeError(
+            f"model.backbone: {backbone.name!r} is for {', '.join(backbone.tasks)}, not {r.task};"
+            f" pick one from zoo list --kind backbone --task {cat.task_label(r.task)}"
+        )
+    pre = r.model.pretrained
+    if isinstance(pre, str):  # a tag named outright is checked now, not when the backbone is built
+        if not pre.isprintable():
+            raise RecipeError(
+                f"model.pretrained: {_show(pre)} is not a tag of {backbone.name!r} (zoo info {backbone.name})"
+            )
+        try:
+            backbone.tag(pre)
+        except ZooError as exc:
+            raise RecipeError(f"model.pretrained: {exc}") from None
+
+
+def _advice(data: dict[str, Any], r: Recipe) -> list[str]:
+    """Valid settings that are probably mistakes (printed as warnings; the run goes on)."""
+    out = []
+    if "lr" in (data.get("optimizer") or {}) and all(s.lr is not None for s in r.stages):
+        out.append(f"optimizer.lr = {r.optimizer.lr:g} is never used: every stage sets its own lr (stages.N.lr)")
+    return out
+
+
+def _model_specs(model: ModelCfg):
+    """The backbone and head specs a recipe names (unknown names: one line naming the field)."""
+    from .catalog import catalog
+
+    cat = catalog()
+    try:
+        backbone = cat.resolve(model.backbone, kind="backbone")[0]
+    except ZooError as exc:
+        raise RecipeError(f"model.backbone: {exc}") from None
+    try:
+        head = cat.get(model.head, kind="head")
+    except ZooError as exc:
+        raise RecipeError(f"model.head: {exc}") from None
+    return backbone, head
 
 
 def _task_class(task: str | None, model: ModelCfg):
     """The recipe's task class: the one named, else the one its backbone and head are both for."""
-    from .catalog import catalog
     from .tasks import infer_task, task_class
 
+    if not task:
+        try:
+            task = infer_task(*_model_specs(model))
+        except RecipeError:
+            raise
+        except ZooError as exc:
+            raise RecipeError(f"model.head: {exc}") from None
     try:
-        if not task:
-            cat = catalog()
-            task = infer_task(cat.resolve(model.backbone, kind="backbone")[0], cat.get(model.head, kind="head"))
         spec, cls = task_class(task)
     except RecipeError:
         raise
@@ -311,6 +416,11 @@ def _check_values(r: Recipe) -> None:
         raise RecipeError('data.num_workers: use a whole number >= 0 or "auto"')
     if isinstance(d.num_workers, int) and d.num_workers < 0:
         raise RecipeError('data.num_workers: must be >= 0 (0 loads in the main process) or "auto"')
+    if isinstance(d.num_workers, int) and d.num_workers > MAX_WORKERS:
+        raise RecipeError(
+            f"data.num_workers: {d.num_workers} loader processes is too many (at most {MAX_WORKERS});"
+            ' "auto" picks a number for this machine'
+        )
     o = r.optimizer
     if o.name not in OPTIMIZERS:
         raise RecipeError(
@@ -363,6 +473,8 @@ def read_recipe_file(path: Path) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"{path}: invalid TOML ({exc})") from None
+    except RecursionError:
+        raise RecipeError(f"{path}: invalid TOML (lists or tables nested too deeply)") from None
 
 
 def recipe_path(name_or_path: str | Path) -> Path:
@@ -379,6 +491,10 @@ def recipe_path(name_or_path: str | Path) -> Path:
         found = next((f for f in recipe_files() if f.name == name), None)
         if found is None:
             raise RecipeError(f"recipe {spec.name!r} (plugin {spec.plugin}) names no readable file; reinstall it")
+        if found.resolve().parent != found.parent.resolve():  # a link out of the recipes folder
+            raise RecipeError(
+                f"recipe {spec.name!r}: {found} links outside its recipes folder ({found.resolve()}); reinstall it"
+            )
         return found
     if path.exists():
         raise RecipeError(f"{path}: is not a file; give a recipe .toml file")
