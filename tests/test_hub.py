@@ -35,6 +35,8 @@ HUB_PRETRAINED = {
     "sha256": "ab" * 32,
     "license": "apache-2.0",
 }
+#: no process's output may show any of these (every helper below checks)
+SECRETS = (TEST_TOKEN, READ_TOKEN, "hf_this_is_a_wrong_secret")
 PUSHED = {
     ".gitattributes",
     "README.md",
@@ -114,8 +116,13 @@ def hub_env(server: HubServer | str, home: Path, token: str | None = TEST_TOKEN,
     return _hub_env(server, home, token=token or "", **extra)
 
 
+def no_secrets(*outputs: str) -> None:
+    for secret in SECRETS:
+        assert all(secret not in text for text in outputs), "a token was printed"
+
+
 def zoo(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
+    proc = subprocess.run(
         [sys.executable, "-m", "modelzoo", *map(str, args)],
         env=env,
         cwd=cwd,
@@ -123,6 +130,8 @@ def zoo(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.
         text=True,
         timeout=120,
     )
+    no_secrets(proc.stdout, proc.stderr)
+    return proc
 
 
 BATCH = """
@@ -144,6 +153,7 @@ def zoo_many(*argvs: list, env: dict[str, str], cwd: Path | None = None) -> list
     proc = subprocess.run(
         [sys.executable, "-c", BATCH, json.dumps(argvs)], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
     )
+    no_secrets(proc.stdout, proc.stderr)
     assert proc.returncode == 0, proc.stderr
     return [subprocess.CompletedProcess(argv, code, o, e) for argv, (code, o, e) in zip(argvs, json.loads(proc.stdout))]
 
@@ -290,6 +300,7 @@ def test_branch_push_leaves_main_alone(server, runs, pushed, tmp_path):
 
 
 # -- cache and offline ------------------------------------------------------------------------
+@pytest.mark.attack("hub")
 def test_cached_sha_needs_no_network_and_loads_offline(server, runs, pushed, tmp_path):
     home = tmp_path / "home"
     assert ok(zoo("pull", "org/tiny@v1", env=hub_env(server, home)))[0] == pushed["sha1"]
@@ -309,6 +320,7 @@ def test_cached_sha_needs_no_network_and_loads_offline(server, runs, pushed, tmp
     assert len(server.requests) == requests
 
 
+@pytest.mark.attack("hub")
 def test_corrupt_cache_is_detected_and_repaired(server, pushed, tmp_path):
     home = tmp_path / "home"
     _, path = ok(zoo("pull", f"org/tiny@{pushed['sha1']}", env=hub_env(server, home)))
@@ -332,6 +344,7 @@ def test_corrupt_cache_is_detected_and_repaired(server, pushed, tmp_path):
 
 
 # -- lock -------------------------------------------------------------------------------------
+@pytest.mark.attack("hub")
 def test_lock_and_pull_locked(server, pushed, tmp_path):
     project = tmp_path / "project"
     project.mkdir()
@@ -382,6 +395,7 @@ def fresh_snapshot(tmp_path: Path, sha: str) -> Path:
 
 
 # -- errors -----------------------------------------------------------------------------------
+@pytest.mark.attack("hub")
 def test_errors_are_one_clear_line(server, runs, pushed, tmp_path):
     env = hub_env(server, tmp_path / "home")
     expect_error(
@@ -440,6 +454,7 @@ def test_errors_are_one_clear_line(server, runs, pushed, tmp_path):
 
 
 # -- safety -----------------------------------------------------------------------------------
+@pytest.mark.attack("hub")
 def test_pull_downloads_only_data_never_code(server, pushed, tmp_path):
     files = {n: server.read(b) for n, b in server.files("org/tiny", pushed["sha1"]).items()}
     evil = b"open('/tmp/pwned-by-modelzoo-test', 'w').write('x')\n"
@@ -502,6 +517,7 @@ def test_python_api_push_model_and_load_hf_hub(server, tmp_path):
         text=True,
         timeout=120,
     )
+    no_secrets(result.stdout, result.stderr)
     url, sha, same = ok(result)[-1].split()
     assert url == f"{server.url}/org/api" and sha == server.history("org/api")[0] and same == "True"
     assert set(server.files("org/api")) == {".gitattributes", "README.md", MANIFEST, "config.json", "model.safetensors"}

@@ -10,6 +10,7 @@ import importlib
 from typing import Any
 
 from .errors import ZooError
+from .plugins import stdout_to_stderr
 
 
 def import_builder(path: str) -> Any:
@@ -18,7 +19,9 @@ def import_builder(path: str) -> Any:
     if not sep or not module_name or not attr:
         raise ZooError(f"builder {path!r} must look like 'package.module:attribute'")
     try:
-        return getattr(importlib.import_module(module_name), attr)
+        with stdout_to_stderr():  # a plugin's prints must not corrupt zoo's stdout
+            module = importlib.import_module(module_name)
+        return getattr(module, attr)
     except (ImportError, AttributeError) as exc:
         raise ZooError(f"cannot import builder {path!r} ({exc}); reinstall the plugin that provides it") from None
     except Exception as exc:  # a plugin module that raises while importing must not show a traceback

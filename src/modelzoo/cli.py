@@ -84,6 +84,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     if failed:
         names = ", ".join(p.name for p in failed)
         print(f"warning: plugin(s) {names} failed to load; see `zoo plugins`", file=sys.stderr)
+    for p in cat.plugins.values():
+        if p.status == "missing":
+            print(f"warning: MODELZOO_PLUGINS names {p.name!r}, but no installed plugin has that name", file=sys.stderr)
     return 0
 
 
@@ -176,7 +179,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_plugins(args: argparse.Namespace) -> int:
     from .catalog import catalog
 
-    cat = catalog(refresh=True)
+    cat = catalog()
     rows = []
     for p in sorted(cat.plugins.values(), key=lambda p: p.name):
         provides = ", ".join(f"{n} {k}{'s' if n != 1 else ''}" for k, n in sorted(p.counts.items())) or "-"
@@ -192,12 +195,16 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             _out(f"  {p.name}: {p.error}")
             for extra in p.problems[1:5]:
                 _out(f"    also: {extra}")
+        for note in p.notes:
+            _out(f"  {p.name}: note: {note}")
     if cat.collisions:
+        shown = sorted(cat.collisions.items())
+        limit = len(shown) if getattr(args, "all", False) else 20
         _out("name collisions (use plugin:name):")
-        for name, where in sorted(cat.collisions.items())[:20]:
+        for name, where in shown[:limit]:
             _out(f"  {name}: {', '.join(where)}")
-        if len(cat.collisions) > 20:
-            _out(f"  ... {len(cat.collisions) - 20} more")
+        if len(shown) > limit:
+            _out(f"  ... {len(shown) - limit} more (zoo plugins --all)")
     return 0
 
 
@@ -209,10 +216,25 @@ def _pip(*pip_args: str) -> int:
     return subprocess.call(cmd)
 
 
-def cmd_plugins_install(args: argparse.Namespace) -> int:
-    from . import catalog as catalog_mod
+def _fresh(*zoo_args: str):
+    """``zoo ARGS --json`` in a new interpreter: after pip has run, only a fresh process sees the
+    environment as every later ``zoo`` will (new editable installs, removed modules); it also leaves
+    the plugins' entries in the cache for them."""
+    import subprocess
 
-    before = {s.qualified_name for s in catalog_mod.catalog().specs}
+    proc = subprocess.run(
+        [sys.executable, "-m", "modelzoo", *zoo_args, "--json"], capture_output=True, text=True, timeout=600
+    )
+    if proc.returncode != 0:
+        detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ZooError(f"listing the catalog after pip failed ({detail}); run zoo plugins to see why")
+    return json.loads(proc.stdout)
+
+
+def cmd_plugins_install(args: argparse.Namespace) -> int:
+    from .catalog import catalog
+
+    before = {(s.kind, s.qualified_name) for s in catalog().specs}
     extra = ["--no-deps"] if args.no_deps else []
     if args.no_build_isolation:
         extra.append("--no-build-isolation")
@@ -220,29 +242,33 @@ def cmd_plugins_install(args: argparse.Namespace) -> int:
         extra.append("-e")
     if _pip("install", *extra, *args.specs) != 0:
         raise ZooError("pip install failed (see its output above); the installed plugins are unchanged")
-    import importlib
-
-    importlib.invalidate_caches()
-    catalog_mod.reset()
-    cat = catalog_mod.catalog(refresh=True)
-    new = [s for s in cat.specs if s.qualified_name not in before]
+    specs = _fresh("list")
+    new = [s for s in specs if (s["kind"], f"{s['plugin']}:{s['name']}") not in before]
     _out(f"installed; {len(new)} new catalog entr{'y' if len(new) == 1 else 'ies'}")
     for s in new[:20]:
-        _out(f"  + {s.kind} {s.qualified_name}")
-    for p in cat.plugins.values():
-        if p.status in ("failed", "degraded"):
-            _out(f"warning: plugin {p.name}: {p.error}")
+        _out(f"  + {s['kind']} {s['plugin']}:{s['name']}")
+    if len(new) > 20:
+        _out(f"  ... {len(new) - 20} more (zoo list)")
+    for p in _fresh("plugins"):
+        if p["status"] in ("failed", "degraded"):
+            _out(f"warning: plugin {p['name']}: {p['error']}")
     return 0
 
 
 def cmd_plugins_uninstall(args: argparse.Namespace) -> int:
-    from . import catalog as catalog_mod
+    from .catalog import catalog
+    from .catalog_load import catalog_cache_dir
 
+    wanted = {d.lower().replace("_", "-") for d in args.dists}
+    gone = [p.name for p in catalog().plugins.values() if (p.dist or "").lower().replace("_", "-") in wanted]
     if _pip("uninstall", "-y", *args.dists) != 0:
         raise ZooError("pip uninstall failed (see its output above)")
-    catalog_mod.reset()
-    catalog_mod.catalog(refresh=True)
-    _out(f"uninstalled {', '.join(args.dists)}")
+    still = {p["name"] for p in _fresh("plugins")}
+    for name in gone:
+        if name not in still:  # tidy: its cached entries can never match an installed plugin again
+            for path in catalog_cache_dir().glob(f"{name}-*.json"):
+                path.unlink(missing_ok=True)
+    _out(f"uninstalled {', '.join(args.dists)}" + (f" (plugins: {', '.join(gone)})" if gone else ""))
     return 0
 
 
@@ -301,10 +327,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("plugins", help="installed plugins; install | uninstall | new")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--all", action="store_true", help="show every name collision, not the first 20")
     p.set_defaults(func=cmd_plugins)
     psub = p.add_subparsers(dest="plugins_command", metavar="ACTION")
     q = psub.add_parser("list", help="installed plugins and failures (the default)")
     q.add_argument("--json", action="store_true")
+    q.add_argument("--all", action="store_true", help="show every name collision, not the first 20")
     q.set_defaults(func=cmd_plugins)
     q = psub.add_parser("install", help="pip install plugins into this environment")
     q.add_argument("specs", nargs="+", help="pip requirement specs or local paths")
@@ -328,10 +356,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     q.add_argument("--output", default="registry.json")
     q.set_defaults(func=cmd_registry)
 
-    from . import cli_engine, cli_hub
+    from . import cli_engine, cli_hub, cli_select
 
     cli_engine.add_commands(sub, with_task_options=command == "predict")
     cli_hub.add_commands(sub)
+    cli_select.add_commands(sub)
     return parser
 
 
@@ -347,6 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     args = parser.parse_args(argv)
+    args.argv = argv
     if args.version:
         from . import __version__
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -140,6 +141,38 @@ def _is_connection_error(exc: BaseException | None) -> bool:
     return False
 
 
+#: what a connection that opened and then broke looks like (httpx, urllib3, the OS), and the client's own
+#: "Consistency check failed" when a download ended short of its size
+_DROPPED = (
+    "RemoteProtocolError",
+    "ReadError",
+    "WriteError",
+    "ConnectionResetError",
+    "BrokenPipeError",
+    "IncompleteRead",
+)
+
+
+def _dropped(exc: BaseException | None) -> BaseException | None:
+    """The exception in ``exc``'s chain that says the connection was cut off mid-transfer, if any."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if any(c.__name__ in _DROPPED for c in type(exc).__mro__):
+            return exc
+        if isinstance(exc, OSError) and str(exc).startswith("Consistency check failed"):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
+def _cut_off(exc: BaseException) -> ZooError:
+    detail = (str(exc).splitlines() or [""])[0][:100] or "no details"
+    return ZooError(
+        f"the connection to the Hub at {endpoint()} was cut off mid-transfer ({type(exc).__name__}: {detail});"
+        " nothing partial was kept: run the command again"
+    )
+
+
 def _unreachable() -> ZooError:
     return ZooError(
         f"cannot reach the Hub at {endpoint()}; check the network (or HF_ENDPOINT), or set HF_HUB_OFFLINE=1 to use"
@@ -163,7 +196,11 @@ def hub_errors(repo_id: str, revision: str | None = None) -> Iterator[None]:
 
     remote_entry = getattr(errors, "RemoteEntryNotFoundError", errors.EntryNotFoundError)
     where = f"{repo_id}@{revision}" if revision else repo_id
+    client_log = logging.getLogger("huggingface_hub")
+    level = client_log.level
+    client_log.setLevel(logging.ERROR)  # its retry warnings ("Trying to resume download...") are ours to say
     try:
+        _check_token()
         yield
     except ZooError:
         raise
@@ -172,6 +209,8 @@ def hub_errors(repo_id: str, revision: str | None = None) -> Iterator[None]:
     except errors.LocalEntryNotFoundError as exc:
         if _offline():
             raise _offline_miss(where) from None
+        if (cut := _dropped(exc)) is not None:
+            raise _cut_off(cut) from None
         if _is_connection_error(exc):
             raise _unreachable() from None
         raise ZooError(f"{where} could not be fetched and is not cached ({str(exc).splitlines()[0]})") from None
@@ -203,9 +242,13 @@ def hub_errors(repo_id: str, revision: str | None = None) -> Iterator[None]:
         detail = text.splitlines()[0] if text else "no details"
         raise ZooError(f"the Hub at {endpoint()} answered {status} for {where}: {detail}") from None
     except Exception as exc:
+        if (cut := _dropped(exc)) is not None:
+            raise _cut_off(cut) from None
         if _is_connection_error(exc):
             raise _unreachable() from None
         raise
+    finally:
+        client_log.setLevel(level)
 
 
 # -- hashing ----------------------------------------------------------------------------------
@@ -291,6 +334,18 @@ def _same(remote: Any, content: Path | bytes, sha256: str) -> bool:
     if remote.lfs is not None:
         return remote.lfs.sha256 == sha256
     return remote.blob_id == git_blob_sha1(content)
+
+
+def _check_token(token: str | None = None) -> None:
+    """A token that cannot go into an HTTP header (non-ASCII, a line break) is one line that never shows it."""
+    from huggingface_hub import get_token
+
+    token = token or get_token()
+    if token and not (token.isascii() and token.isprintable() and " " not in token):
+        raise ZooError(
+            "the Hugging Face token (from HF_TOKEN or `hf auth login`) holds characters no token has"
+            " (spaces, line breaks or non-ASCII); copy it again from your Hub settings"
+        )
 
 
 def _token(token: str | None) -> str:

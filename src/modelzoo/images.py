@@ -47,6 +47,24 @@ def read_image(path: str | os.PathLike, mode: str = "RGB"):
         raise BadImage(f"unreadable image {path} ({_reason(exc)})") from None
 
 
+def check_image(path: str | os.PathLike) -> None:
+    """Decode ``path`` through to its last byte (JPEGs at a reduced scale, which still reads every byte),
+    so a truncated or corrupt file or a decompression bomb is found before training, not mid-epoch."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                if im.format == "JPEG":
+                    im.draft("RGB", (max(1, im.size[0] // 8), max(1, im.size[1] // 8)))
+                im.load()
+    except (*_open_errors(), Image.DecompressionBombWarning) as exc:
+        raise BadImage(f"unreadable image {path} ({_reason(exc)})") from None
+
+
 def read_image_tensor(item: Any, mode: str = "RGB"):
     """A CHW uint8 tensor from a path, a PIL image or a tensor (passed through, 2-D gets a channel)."""
     import torch

@@ -15,8 +15,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ZooError
-from .fsutil import atomic_write, atomic_write_text, read_json_object
+from .errors import ZooError, did_you_mean
+from .fsutil import atomic_write, atomic_write_text, read_json_object, sha256_file
 
 if TYPE_CHECKING:
     from .model import TaskModel
@@ -29,6 +29,14 @@ RUN_EXTRAS = ("recipe.toml", "metrics.jsonl")
 #: declared files must be plain data: these suffixes only (never pickles, never code)
 DATA_SUFFIXES = (".json", ".txt", ".model", ".safetensors", ".csv", ".tsv", ".jsonl", ".toml", ".md", ".png")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+#: what a config.json may hold, by table: anything else was written by hand or by something else, and is
+#: refused rather than guessed at (``preprocess`` and the ``options`` tables are the builders' own)
+CONFIG_KEYS = {
+    "": {"format", "library", "task", "backbone", "head", "num_classes", "labels", "preprocess", "files", "sha256"}
+    | {"dataset", "recipe"},
+    "backbone": {"name", "output", "options", "pretrained"},
+    "head": {"name", "options"},
+}
 
 
 def is_data_file_name(name: str) -> bool:
@@ -67,9 +75,12 @@ def save_model(model: TaskModel, folder: str | Path) -> list[str]:
     missing = [n for n in files if not (folder / n).is_file()]
     if missing:
         raise ZooError(f"{missing[0]} was declared but not written to {folder}")
-    model.config = {**model.config, "files": sorted(set(files))}
+    files = sorted(set(files))
+    # the sha256 of every file the config promises: a truncated or bit-flipped file is refused on load
+    digests = {name: sha256_file(folder / name) for name in [WEIGHTS, *files]}
+    model.config = {**model.config, "files": files, "sha256": digests}
     atomic_write_text(folder / CONFIG, json.dumps(model.config, indent=2) + "\n")
-    return [WEIGHTS, *sorted(set(files)), CONFIG]
+    return [WEIGHTS, *files, CONFIG]
 
 
 def read_config(folder: str | Path) -> dict[str, Any]:
@@ -80,8 +91,45 @@ def read_config(folder: str | Path) -> dict[str, Any]:
         raise ZooError(f"{path} was not written by modelzoo (no library/backbone fields)")
     if not isinstance(config.get("head"), dict) or not isinstance(config.get("task"), str):
         raise ZooError(f"{path} lacks its head or task; re-save the model with modelzoo")
+    for table, known in CONFIG_KEYS.items():
+        data = config[table] if table else config
+        unknown = sorted(str(k) for k in data if k not in known)
+        if unknown:
+            where = f"{table}.{unknown[0]}" if table else unknown[0]
+            raise ZooError(
+                f"{path}: unknown field {where!r}{did_you_mean(unknown[0], known)}; it was edited by hand or written by"
+                " something other than this modelzoo: re-save the model"
+            )
+    labels, num_classes = config.get("labels"), config.get("num_classes")
+    if not (isinstance(labels, list) and all(isinstance(x, str) for x in labels) and labels):
+        raise ZooError(f"{path}: 'labels' must be the list of the model's output names; re-save the model")
+    if num_classes != len(labels) or isinstance(num_classes, bool):
+        raise ZooError(
+            f"{path}: num_classes {str(num_classes)[:20]} does not match its {len(labels)} labels; re-save the model"
+        )
     _declared(config.get("files", []), f"{path} 'files'")
+    digests = config.get("sha256", {})
+    if not isinstance(digests, dict) or not all(
+        isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) for v in digests.values()
+    ):
+        raise ZooError(f"{path}: 'sha256' must map {WEIGHTS} and its 'files' to sha256 digests; re-save the model")
     return config
+
+
+def verify_files(folder: Path, config: dict[str, Any]) -> None:
+    """Each file whose sha256 ``config.json`` records still has it (a truncated, bit-flipped or swapped file
+    is refused before anything reads it). Folders saved before digests were recorded are not checked."""
+    digests = config.get("sha256") or {}
+    for name in [WEIGHTS, *recorded_files(config)]:
+        expected = digests.get(name)
+        if expected is None or not (folder / name).is_file():  # a missing file is reported by the caller
+            continue
+        actual = sha256_file(folder / name)
+        if actual != expected:
+            raise ZooError(
+                f"{folder / name} has sha256 {actual[:16]}…, but {CONFIG} records {expected[:16]}…: the file is damaged"
+                " or was replaced; copy or pull the model folder again"
+            )
 
 
 def recorded_files(config: dict[str, Any]) -> list[str]:
@@ -98,6 +146,7 @@ def model_files(folder: str | Path) -> dict[str, Path]:
             f"{folder} is not a finished run folder (missing {', '.join(missing)}); finish it with zoo finetune"
         )
     config = read_config(folder)
+    verify_files(folder, config)  # never publish a damaged file
     files = {name: folder / name for name in REQUIRED}
     for name in recorded_files(config):
         if not (folder / name).is_file():
@@ -125,6 +174,7 @@ def load_model(folder: str | Path) -> TaskModel:
     for name in recorded_files(config):
         if not (folder / name).is_file():
             raise ZooError(f"{folder} lacks {name}, which its config.json records; copy or pull the whole folder")
+    verify_files(folder, config)
     model = from_config(config)
     try:
         state = load_file(str(weights_path))

@@ -25,7 +25,7 @@ class SourceUnavailable(Exception):
 
 
 def weights_dir() -> Path:
-    from .catalog import cache_dir
+    from .paths import cache_dir
 
     return cache_dir() / "weights"
 
@@ -153,9 +153,14 @@ def load_state_dict(path: Path) -> dict:
     import torch
 
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as exc:
+            detail = (str(exc).splitlines() or [""])[0][:120]
+            raise ZooError(f"weights {path} are not a readable safetensors file ({detail}); fetch them again") from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -199,7 +204,10 @@ def pretrained_state_dict(spec: Spec, tag: PretrainedTag, template: dict | None 
     provenance = {"tag": label, "source": source, "sha256": digest, "license": tag.license}
     converted = weights_dir() / f"{spec.name}.{tag.tag}-{digest[:16]}.safetensors"
     if converted.is_file():
-        return load_state_dict(converted), provenance
+        try:
+            return load_state_dict(converted), provenance
+        except ZooError:  # a damaged cache entry is never used: converted again below
+            converted.unlink(missing_ok=True)
     state = load_state_dict(path)
     if tag.remap == "by_order":
         if template is None:

@@ -15,6 +15,11 @@ Deliberate simplifications: any valid token may write to any namespace and read 
 (``role="read"`` tokens may only read); no pull requests, no Xet (``preupload`` answers ``"regular"``
 unless ``lfs_threshold`` is set, which is for clients run with ``HF_HUB_DISABLE_XET=1``).
 
+Faults, for tests of what the client side does when the network or the server misbehaves
+(:meth:`HubServer.fault`): drop the connection after N bytes of a request body (a push cut off
+mid-upload) or of a response body (a pull cut off mid-download), or serve a file's bytes damaged in
+transit (same length, one bit flipped).
+
 Run it by hand with ``python -m modelzoo.testing.hubserver [--port N]``.
 """
 
@@ -27,8 +32,11 @@ import json
 import os
 import re
 import shutil
+import socket
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -111,6 +119,27 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class Fault:
+    """One injected fault: for requests whose method is ``method`` and whose path contains ``path``.
+
+    ``kind``: ``"drop-request"`` (read ``after`` bytes of the request body, then close the connection
+    without answering), ``"drop-response"`` (send the headers and ``after`` bytes of the body, then
+    close) or ``"corrupt"`` (send the whole body with one bit flipped). ``times``: how many matching
+    requests it hits (None: all); ``hits`` counts them.
+    """
+
+    kind: str
+    method: str
+    path: str
+    after: int = 0
+    times: int | None = None
+    hits: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        return method == self.method and self.path in path and (self.times is None or self.hits < self.times)
+
+
 class HubServer:
     """The server: start()/stop() or use as a context manager; ``url`` is the HF_ENDPOINT value."""
 
@@ -127,6 +156,7 @@ class HubServer:
         self.tokens = tokens or {TEST_TOKEN: ("tester", "write"), READ_TOKEN: ("reader", "read")}
         self.lfs_threshold = lfs_threshold
         self.repos: dict[tuple[str, str], Repo] = {}
+        self.faults: list[Fault] = []
         self.requests: list[tuple[str, str]] = []
         self.unknown: list[tuple[str, str]] = []
         self.lock = threading.RLock()
@@ -199,6 +229,28 @@ class HubServer:
 
     def count(self, method: str, fragment: str) -> int:
         return sum(1 for m, p in self.requests if m == method and fragment in p)
+
+    @contextmanager
+    def fault(self, kind: str, method: str, path: str, after: int = 0, times: int | None = None) -> Iterator[Fault]:
+        """Inject a :class:`Fault` while the ``with`` block runs (see there for ``kind``)."""
+        if kind not in ("drop-request", "drop-response", "corrupt"):
+            raise ValueError(f"unknown fault kind {kind!r}")
+        fault = Fault(kind, method, path, after, times)
+        with self.lock:
+            self.faults.append(fault)
+        try:
+            yield fault
+        finally:
+            with self.lock:
+                self.faults.remove(fault)
+
+    def _take_fault(self, method: str, path: str, kinds: tuple[str, ...]) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.kind in kinds and fault.matches(method, path):
+                    fault.hits += 1
+                    return fault
+        return None
 
     # -- storage --------------------------------------------------------------------------
     def store(self, data: bytes, lfs: bool = False) -> Blob:
@@ -661,11 +713,27 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
+    def _hang_up(self) -> None:
+        """Close the connection now, as a network failure would (no answer, no orderly end)."""
+        self.close_connection = True
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
     def _dispatch(self, method: str) -> None:
         hub = self.hub
         parts = urlsplit(self.path)
         segs = [unquote(s) for s in parts.path.split("/")[1:] if s != ""]
         query = parse_qs(parts.query)
+        cut = hub._take_fault(method, parts.path, ("drop-request",))
+        if cut is not None:  # a push cut off mid-upload: part of the body arrives, then nothing
+            hub.requests.append((method, parts.path))
+            length = int(self.headers.get("Content-Length") or 0)
+            self.rfile.read(min(cut.after, length) if length else 0)
+            self._hang_up()
+            return
         body = self._read_body()
         hub.requests.append((method, parts.path))
         try:
@@ -681,9 +749,12 @@ class _Handler(BaseHTTPRequestHandler):
             answer = Answer(
                 400, {"error": f"hubserver bug: {type(exc).__name__}: {exc}"}, {"X-Error-Message": str(exc)}
             )
-        self._send(method, answer)
+        fault = None
+        if 200 <= answer.status < 300 and method == "GET":
+            fault = hub._take_fault(method, parts.path, ("drop-response", "corrupt"))
+        self._send(method, answer, fault)
 
-    def _send(self, method: str, answer: Answer) -> None:
+    def _send(self, method: str, answer: Answer, fault: Fault | None = None) -> None:
         body = answer.body
         headers = dict(answer.headers)
         if isinstance(body, FileBody):
@@ -700,6 +771,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(length))
         self.end_headers()
         if method == "HEAD" or length == 0:
+            return
+        if fault is not None:  # the body as a faulty network delivers it
+            if isinstance(body, FileBody):
+                with open(body.path, "rb") as fh:
+                    fh.seek(body.offset)
+                    body = fh.read(body.length)
+            if fault.kind == "corrupt":
+                flipped = bytearray(body)
+                flipped[len(flipped) // 2] ^= 0x01
+                self.wfile.write(bytes(flipped))
+            else:
+                self.wfile.write(body[: fault.after])
+                self._hang_up()
             return
         if isinstance(body, FileBody):
             with open(body.path, "rb") as fh:

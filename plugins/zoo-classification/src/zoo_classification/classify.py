@@ -1,7 +1,8 @@
 """What every classification task shares, whatever its input: the head emits class logits.
 
 Cross-entropy loss; accuracy (and, at the end of a run, per-class precision/recall and the confusion
-matrix); top-k predictions; how ``zoo eval`` / ``zoo predict`` print them and what a model card says.
+matrix); top-k predictions; how ``zoo eval`` / ``zoo predict`` print them and what a model card says;
+the transfer scores of frozen features that ``zoo select`` ranks backbones by (:mod:`.transfer`).
 ``zoo-text`` builds its text-classification task on this class too.
 """
 
@@ -92,6 +93,19 @@ class ClassificationTask(Task):
             ]
         )
         return summarize(logits, targets.cpu(), len(self.labels))
+
+    # -- ranking backbones without fine-tuning (zoo select) ------------------------------------------
+    def transfer_scores(self, feats: torch.Tensor, targets: torch.Tensor, seed: int = 0) -> dict[str, float]:
+        """Cross-validated linear-probe accuracy, leave-one-out kNN accuracy and LogME (see :mod:`.transfer`)."""
+        from .transfer import transfer_scores
+
+        return transfer_scores(feats, targets, seed)
+
+    def transfer_subsample(self, targets: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
+        """A class-stratified subsample (every class in proportion, at least two examples each)."""
+        from .transfer import stratified_subsample
+
+        return stratified_subsample(targets, n, seed)
 
     # -- evaluation ---------------------------------------------------------------------------------
     def eval_batch(self, model: TaskModel, batch) -> tuple[torch.Tensor, torch.Tensor]:

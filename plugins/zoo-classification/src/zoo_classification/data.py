@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from modelzoo.sdk import IMAGE_EXTENSIONS, ZooError, cache_dir, read_image
+from modelzoo.sdk import IMAGE_EXTENSIONS, BadImage, ZooError, cache_dir, check_image, read_image
 
 FASHION_MNIST_LABELS = [
     "T-shirt/top",
@@ -140,52 +140,97 @@ def fashion_mnist(seed: int = 0) -> tuple[Split, Split, list[str], dict[str, Any
 
 
 # -- ImageFolder ------------------------------------------------------------------------------
-def _scan(root: Path, on_bad: str, counters: dict[str, int]) -> tuple[list[str], list[str], list[int]]:
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+def _class_folders(root: Path) -> list[str]:
+    """The class sub-folders of ``root``; a symlink to ``root``, above it or to a sibling would mix classes."""
+    real_root = root.resolve()
+    classes = []
+    for d in sorted(root.iterdir()):
+        if d.name.startswith(".") or not d.is_dir():
+            continue
+        if d.is_symlink():
+            target = d.resolve()
+            if target == real_root or target in real_root.parents or real_root in target.parents:
+                raise ZooError(
+                    f"class folder {d} is a symlink to {target}, which holds other classes; replace it with a"
+                    " folder of its own images"
+                )
+        classes.append(d.name)
+    return classes
+
+
+def _image_files(folder: Path) -> list[Path]:
+    """Image files below ``folder``, sorted; symlinked files count, symlinked folders are not walked (loops)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        dirnames.sort()
+        found += [Path(dirpath) / f for f in filenames if f.lower().endswith(IMAGE_EXTENSIONS)]
+    return sorted(found)
+
+
+def _scan(
+    root: Path, on_bad: str, counters: dict[str, int], track: Callable[..., Any] | None = None
+) -> tuple[list[str], list[str], list[int]]:
+    """Every image of every class, each decoded once here (truncated files, broken data and decompression
+    bombs stop the run with the file's name, or are counted and skipped): never a crash mid-epoch."""
+    classes = _class_folders(root)
     if not classes:
         raise ZooError(f"{root}: no class sub-directories; ImageFolder expects {root}/<class>/<image>")
-    paths, targets = [], []
-    from PIL import Image, UnidentifiedImageError
-
-    for idx, name in enumerate(classes):
-        files = sorted(p for p in (root / name).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
-        good = 0
-        for f in files:
-            try:
-                with Image.open(f) as im:
-                    im.verify()
-            except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-                if on_bad == "skip":
-                    counters["skipped"] = counters.get("skipped", 0) + 1
-                    continue
-                raise ZooError(f'unreadable image {f}; remove it or set data.on_bad_image = "skip"') from None
-            paths.append(str(f))
-            targets.append(idx)
-            good += 1
-        if good == 0:
-            raise ZooError(f"class {name!r} in {root} has no readable images; add some or remove the directory")
+    files = [(idx, f) for idx, name in enumerate(classes) for f in _image_files(root / name)]
+    track = track or (lambda items, *a, **k: items)
+    paths, targets, seen = [], [], {}
+    good = [0] * len(classes)
+    for idx, f in track(files, f"checking images in {root}", total=len(files), unit="images"):
+        real = str(f.resolve())
+        if real in seen and seen[real] != idx:
+            raise ZooError(
+                f"{f} is the same file as one in class {classes[seen[real]]!r}; an image belongs to one class"
+            )
+        seen[real] = idx
+        try:
+            check_image(f)
+        except BadImage as exc:
+            if on_bad == "skip":
+                counters["skipped"] = counters.get("skipped", 0) + 1
+                continue
+            raise ZooError(f'{exc}; remove it or set data.on_bad_image = "skip"') from None
+        paths.append(str(f))
+        targets.append(idx)
+        good[idx] += 1
+    empty = [name for name, n in zip(classes, good) if n == 0]
+    if empty:
+        raise ZooError(f"class {empty[0]!r} in {root} has no readable images; add some or remove the directory")
     return classes, paths, targets
 
 
-def image_folder_split(root: Path, on_bad: str) -> tuple[list[str], Split, dict[str, Any]]:
+def image_folder_split(
+    root: Path, on_bad: str, track: Callable[..., Any] | None = None
+) -> tuple[list[str], Split, dict[str, Any]]:
     """One ImageFolder (``root/<class>/<image>``) as a single split: classes, the split, skip counts."""
     if not root.is_dir():
         raise ZooError(f"{root} is not a directory; give an ImageFolder (<class>/<image> sub-directories)")
     counters: dict[str, int] = {}
-    classes, paths, targets = _scan(root, on_bad, counters)
+    classes, paths, targets = _scan(root, on_bad, counters, track)
     return classes, Split(targets=targets, paths=paths), {"source": str(root), "skipped": counters.get("skipped", 0)}
 
 
-def image_folder(path: str, train_dir: str, val_dir: str, val_split: float, on_bad: str, seed: int):
+def image_folder(
+    path: str,
+    train_dir: str,
+    val_dir: str,
+    val_split: float,
+    on_bad: str,
+    seed: int,
+    track: Callable[..., Any] | None = None,
+):
     root = Path(path).expanduser()
     if not root.is_dir():
         raise ZooError(f"data.path {path!r} is not a directory")
     counters: dict[str, int] = {}
     if (root / train_dir).is_dir():
-        classes, paths, targets = _scan(root / train_dir, on_bad, counters)
+        classes, paths, targets = _scan(root / train_dir, on_bad, counters, track)
         train = Split(targets=targets, paths=paths)
         if (root / val_dir).is_dir():
-            val_classes, vpaths, vtargets = _scan(root / val_dir, on_bad, counters)
+            val_classes, vpaths, vtargets = _scan(root / val_dir, on_bad, counters, track)
             if val_classes != classes:
                 only_train = sorted(set(classes) - set(val_classes))
                 only_val = sorted(set(val_classes) - set(classes))
@@ -196,7 +241,7 @@ def image_folder(path: str, train_dir: str, val_dir: str, val_split: float, on_b
             val = Split(targets=vtargets, paths=vpaths)
             return train, val, classes, {"source": str(root), "skipped": counters.get("skipped", 0)}
     else:
-        classes, paths, targets = _scan(root, on_bad, counters)
+        classes, paths, targets = _scan(root, on_bad, counters, track)
         train = Split(targets=targets, paths=paths)
     if val_split <= 0:
         raise ZooError(f"{root} has no {val_dir}/ directory; add one or set data.val_split = 0.2")
@@ -213,7 +258,9 @@ def _limit(split: Split, limit: int | None, seed: int) -> Split:
     return split.subset(sorted(order[:limit]))
 
 
-def load_image_data(cfg, seed: int, registered: Callable[[str], tuple[Any, Callable[..., Any]]]) -> ImageData:
+def load_image_data(
+    cfg, seed: int, registered: Callable[[str], tuple[Any, Callable[..., Any]]], track: Callable[..., Any] | None = None
+) -> ImageData:
     """Resolve ``recipe.data`` to train/val splits and labels (``registered``: a dataset name to its
     spec and builder, checked to be for this task)."""
     if cfg.dataset:
@@ -223,7 +270,7 @@ def load_image_data(cfg, seed: int, registered: Callable[[str], tuple[Any, Calla
         info = {**info, **{k: v for k, v in spec.meta.items() if k in ("hub_id", "license")}}
     else:
         train, val, labels, info = image_folder(
-            cfg.path, cfg.train_dir, cfg.val_dir, cfg.val_split, cfg.on_bad_image, seed
+            cfg.path, cfg.train_dir, cfg.val_dir, cfg.val_split, cfg.on_bad_image, seed, track
         )
         name = Path(cfg.path).name
     train = _limit(train, cfg.train_limit, seed)
@@ -244,11 +291,29 @@ class _GreyToRGB(torch.nn.Module):
         return t.expand(3, -1, -1) if t.shape[0] == 1 else t
 
 
+def _checked_preprocess(preprocess: dict[str, Any]) -> tuple[int, list[float], list[float]]:
+    """Input size, mean and std from a model's config, checked (a hand-edited config.json can hold anything)."""
+    try:
+        size = int(preprocess["input_size"][-1])
+        mean = [float(v) for v in preprocess["mean"]]
+        std = [float(v) for v in preprocess["std"]]
+    except (KeyError, TypeError, ValueError, IndexError):
+        raise ZooError(
+            f"the model's preprocess {preprocess} lacks a valid input_size, mean or std; its config.json is broken"
+        ) from None
+    if not 1 <= size <= 8192 or len(mean) != 3 or len(std) != 3 or any(v <= 0 for v in std):
+        raise ZooError(
+            f"the model's preprocess (input_size {preprocess.get('input_size')}, mean {mean}, std {std}) is not usable:"
+            " a positive size and 3 means and 3 positive stds; its config.json is broken"
+        )
+    return size, mean, std
+
+
 def build_transform(preprocess: dict[str, Any], train: bool, augment: str, from_files: bool):
     """Resize (+ light augmentation when training), grey->RGB, float, normalise."""
     from torchvision.transforms import InterpolationMode, v2
 
-    size = int(preprocess["input_size"][-1])
+    size, mean, std = _checked_preprocess(preprocess)
     interp = {"bicubic": InterpolationMode.BICUBIC, "nearest": InterpolationMode.NEAREST}.get(
         preprocess.get("interpolation", "bilinear"), InterpolationMode.BILINEAR
     )
@@ -266,6 +331,6 @@ def build_transform(preprocess: dict[str, Any], train: bool, augment: str, from_
     steps += [
         _GreyToRGB(),
         v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(list(preprocess["mean"]), list(preprocess["std"])),
+        v2.Normalize(mean, std),
     ]
     return v2.Compose(steps)

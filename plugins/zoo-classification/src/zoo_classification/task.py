@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelzoo.sdk import DataConfig, RecipeError, TaskModel
+from modelzoo.sdk import DataConfig, RecipeError, TaskModel, ZooError
 
 from .classify import ClassificationTask, check_top_k
 from .data import ImageData as LoadedData
 from .data import ImageDataset, Split, build_transform, image_folder_split, load_image_data
+from .labels import match_folders, read_label_map
 
 AUGMENTS = ("none", "light")
 
@@ -37,6 +38,9 @@ class ImageData(DataConfig):
     augment: str = "none"
     #: "error" stops at an unreadable image with its name; "skip" counts and skips it
     on_bad_image: str = "error"
+    #: a JSON object or folder,label CSV naming the class of each folder whose name is not its label
+    #: (for labels no folder can be named, like "T-shirt/top"; see zoo_classification.labels)
+    label_map: str | None = None
 
 
 class ImageClassification(ClassificationTask):
@@ -64,17 +68,33 @@ class ImageClassification(ClassificationTask):
 
     # -- data ---------------------------------------------------------------------------------------
     def load_data(self) -> None:
-        self.loaded = load_image_data(self.data, self.recipe.seed, self.registered_dataset)
+        self.loaded = load_image_data(self.data, self.recipe.seed, self.registered_dataset, self.track)
+        if len(self.loaded.labels) < 2:
+            raise ZooError(
+                f"image classification needs at least 2 classes; the data has {self.loaded.labels} (a model with one"
+                " class is always right and learns nothing)"
+            )
+        if self.data.label_map and self.data.path:  # folders named otherwise than their classes
+            mapping = read_label_map(self.data.label_map)
+            named = [mapping.get(folder, folder) for folder in self.loaded.labels]
+            if len(set(named)) != len(named):
+                raise RecipeError(f"data.label_map gives two folders the same label ({named})")
+            self.loaded.labels = named
         self.labels, self.dataset_name, self.data_info = self.loaded.labels, self.loaded.name, self.loaded.info
 
     def load_eval_data(self, path: str, model: TaskModel) -> None:
+        """An ImageFolder (or its ``val/``) whose folders name the model's labels, or their safe forms,
+        or are mapped by ``data.label_map``; a subset of the classes is fine. Targets follow the model."""
         d = self.data
         root = Path(path)
         scan_root = root / d.val_dir if (root / d.val_dir).is_dir() else root
-        classes, split, info = image_folder_split(scan_root, d.on_bad_image)
-        self.loaded = LoadedData(name=root.name, labels=classes, train=Split(targets=[]), val=split, info=info)
-        self.labels, self.dataset_name = classes, root.name
-        self.data_info = {**info, "num_val": len(split)}
+        folders, split, info = image_folder_split(scan_root, d.on_bad_image, self.track)
+        mapping = read_label_map(d.label_map) if d.label_map else None
+        index = match_folders(folders, model.labels, mapping)
+        split = Split(targets=[index[t] for t in split.targets], paths=split.paths)
+        self.loaded = LoadedData(name=root.name, labels=model.labels, train=Split(targets=[]), val=split, info=info)
+        self.labels, self.dataset_name = list(model.labels), root.name
+        self.data_info = {**info, "num_val": len(split), "folders": dict(zip(folders, index))}
 
     # -- model --------------------------------------------------------------------------------------
     def build_model(self, assemble) -> TaskModel:
@@ -90,6 +110,17 @@ class ImageClassification(ClassificationTask):
         if self.in_memory:  # small in-memory images are resized whole; predict on files must not crop either
             model.config["preprocess"]["crop_pct"] = 1.0
         return model
+
+    def advice(self, model: TaskModel) -> list[str]:
+        """An input far below the size the backbone was pretrained at gives features of little use."""
+        trained = (model.backbone.pretrained_cfg.get("input_size") or [0])[-1]
+        size = self.data.image_size
+        if size and trained and size < max(16, trained // 8):
+            return [
+                f"data.image_size = {size} px is far below the {trained} px {self.recipe.model.backbone} was"
+                f" pretrained at; its features will be poor (try {max(32, trained // 4)} px or more)"
+            ]
+        return []
 
     @property
     def in_memory(self) -> bool:

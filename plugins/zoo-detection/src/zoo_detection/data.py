@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from modelzoo.sdk import ZooError, image_size, read_image_tensor
+from modelzoo.sdk import BadImage, ZooError, check_image, image_size, read_image_tensor
 
 FORMATS = ("coco", "voc")
 SKIP_HINT = 'or set data.on_bad_image = "skip" to count and skip it'
@@ -75,12 +75,34 @@ class Problems:
 
 
 # -- loading and validation -------------------------------------------------------------------
+def _shown(value: Any) -> str:
+    """An id, name or value as a one-line message shows it: as is when plain, else quoted and cut."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str) and value.isprintable() and 0 < len(value) <= 80 and value.strip() == value:
+        return value
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _id(value: Any) -> int | str | None:
+    """A COCO id that can be looked up (an integer or a string), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return None
+    return value
+
+
 def _check_box(
     box: list[float], width: int, height: int, where: str, problems: Problems, tolerance: float = 1.0
 ) -> list[float] | None:
     """A valid xyxy box clipped to the image (within ``tolerance`` px), or None after reporting it."""
     x0, y0, x1, y1 = box
-    if not all(math.isfinite(v) for v in box) or x1 <= x0 or y1 <= y0:
+    if not all(math.isfinite(v) for v in box):
+        problems.add(
+            f"{where}: box {_fmt_box(box)} has coordinates that are not finite numbers; fix it, {SKIP_HINT}", False
+        )
+        return None
+    if x1 <= x0 or y1 <= y0:
         problems.add(
             f"{where}: box {_fmt_box(box)} has zero or negative width/height; fix or remove it, {SKIP_HINT}", False
         )
@@ -102,90 +124,165 @@ def _fmt_box(box) -> str:
     return "[" + ", ".join(f"{v:g}" for v in box) + "]"
 
 
+def _coco_numbers(bbox: Any) -> list[float] | None:
+    """A COCO ``[x, y, width, height]`` as floats, or None (wrong length, not numbers, beyond any float)."""
+    if not (isinstance(bbox, list) and len(bbox) == 4):
+        return None
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox):
+        return None
+    try:
+        return [float(v) for v in bbox]
+    except OverflowError:
+        return None
+
+
+def _read_coco_json(json_path: Path) -> dict[str, Any]:
+    """The annotation file's JSON object, or one line saying why it is not a COCO detection file."""
+    if not json_path.is_file():
+        raise ZooError(f"{json_path}: no such COCO annotation file; check data.train_file / data.val_file")
+    try:
+        data = json.loads(json_path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ZooError(f"{json_path}: not UTF-8 text (byte {exc.start}); is it a COCO annotation file?") from None
+    except OSError as exc:
+        raise ZooError(f"{json_path}: cannot read it ({exc.strerror or exc})") from None
+    except (ValueError, RecursionError) as exc:  # malformed, nested too deeply, or an absurdly long number
+        detail = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise ZooError(f"{json_path}: not valid JSON ({detail}); is it a COCO annotation file?") from None
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("images", "categories")):
+        raise ZooError(f"{json_path}: a COCO detection file needs 'images' and 'categories' lists (and 'annotations')")
+    if not isinstance(data.get("annotations", []), list):
+        raise ZooError(f"{json_path}: 'annotations' must be a list of annotation objects")
+    return data
+
+
+def _coco_categories(json_path: Path, raw: list[Any]) -> tuple[list[str], dict[int | str, int]]:
+    """Category names ordered by id, and id -> label index; a malformed category stops the load."""
+    cats = []
+    for i, c in enumerate(raw):
+        cid = _id(c.get("id")) if isinstance(c, dict) else None
+        if cid is None or "name" not in c or isinstance(c["name"], (dict, list)) or c["name"] is None:
+            raise ZooError(
+                f"{json_path}: category {i + 1} ({_shown(c)}) needs an 'id' (a number) and a 'name'; fix 'categories'"
+            )
+        cats.append((cid, str(c["name"])))
+    if len({type(cid) for cid, _ in cats}) > 1:
+        raise ZooError(f"{json_path}: category ids mix numbers and strings; give every category a numeric 'id'")
+    ids = [cid for cid, _ in cats]
+    if len(set(ids)) != len(ids):
+        twice = next(cid for cid in ids if ids.count(cid) > 1)
+        raise ZooError(f"{json_path}: category id {_shown(twice)} is used twice; give each category its own id")
+    cats.sort(key=lambda c: c[0])
+    names = [name for _, name in cats]
+    if len(set(names)) != len(names):
+        raise ZooError(f"{json_path}: category names repeat ({names}); give each category a unique name")
+    if not names:
+        raise ZooError(f"{json_path}: 'categories' is empty; list the object classes with ids and names")
+    return names, {cid: i for i, (cid, _) in enumerate(cats)}
+
+
 def load_coco(
     json_path: str | Path, images_dir: str | Path | None, on_bad: str = "error", labels: list[str] | None = None
 ) -> tuple[list[Record], list[str], dict[str, int]]:
     """Read and validate a COCO detection JSON; returns records, label names (categories by id), counts.
 
     ``labels`` (the training split's) must match this file's categories, so one label index means one
-    class across splits.
+    class across splits. A malformed category stops the load; a malformed image or annotation entry is
+    a problem like any other (an error naming it, or counted and skipped with ``on_bad = "skip"``).
     """
     json_path = Path(json_path)
-    if not json_path.is_file():
-        raise ZooError(f"{json_path}: no such COCO annotation file; check data.train_file / data.val_file")
-    try:
-        data = json.loads(json_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ZooError(f"{json_path}: not valid JSON ({exc}); is it a COCO annotation file?") from None
-    if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("images", "categories")):
-        raise ZooError(f"{json_path}: a COCO detection file needs 'images' and 'categories' lists (and 'annotations')")
+    data = _read_coco_json(json_path)
     images_dir = Path(images_dir) if images_dir else json_path.parent
-    cats = sorted(data["categories"], key=lambda c: c["id"])
-    names = [str(c["name"]) for c in cats]
-    if len(set(names)) != len(names):
-        raise ZooError(f"{json_path}: category names repeat ({names}); give each category a unique name")
-    if not names:
-        raise ZooError(f"{json_path}: 'categories' is empty; list the object classes with ids and names")
+    names, cat_index = _coco_categories(json_path, data["categories"])
     if labels is not None and names != labels:
         raise ZooError(
             f"{json_path}: categories {names} differ from the training file's {labels}; use the same categories in every split"
         )
-    cat_index = {c["id"]: i for i, c in enumerate(cats)}
     problems = Problems(on_bad)
     records: dict[Any, Record] = {}
-    for im in data["images"]:
-        file_name = str(im.get("file_name", ""))
-        path = images_dir / file_name
-        where = f"{json_path.name}: image id {im.get('id')} ({file_name})"
-        if not file_name or not path.is_file():
+    known_ids: set[Any] = set()
+    for k, im in enumerate(data["images"]):
+        image_id = _id(im.get("id")) if isinstance(im, dict) else None
+        if image_id is None:
+            problems.add(
+                f"{json_path.name}: images entry {k + 1} ({_shown(im)}) needs an 'id' (a number or string) and a"
+                f" 'file_name'; fix it, {SKIP_HINT}",
+                True,
+            )
+            continue
+        file_name = im.get("file_name")
+        where = f"{json_path.name}: image id {_shown(image_id)} ({_shown(file_name)})"
+        if image_id in known_ids:
+            problems.add(
+                f"{where}: the id is used by an earlier image too; give each image its own id, {SKIP_HINT}", True
+            )
+            continue
+        known_ids.add(image_id)
+        path = images_dir / file_name if isinstance(file_name, str) and file_name else None
+        if path is None or not path.is_file():
             problems.add(
                 f"{where}: file not found in {images_dir}; fix file_name or data.images_dir, {SKIP_HINT}", True
             )
             continue
-        size = image_size(path)
-        if size is None:
-            problems.add(f"{where}: unreadable image; replace the file, {SKIP_HINT}", True)
+        size = _decodable_size(path)
+        if isinstance(size, str):
+            problems.add(f"{where}: unreadable image ({size}); replace the file, {SKIP_HINT}", True)
             continue
         if (im.get("width"), im.get("height")) not in ((None, None), size):
             problems.add(
-                f"{where}: JSON says {im.get('width')}x{im.get('height')} but the file is {size[0]}x{size[1]};"
-                f" fix width/height, {SKIP_HINT}",
+                f"{where}: JSON says {_shown(im.get('width'))}x{_shown(im.get('height'))} but the file is"
+                f" {size[0]}x{size[1]}; fix width/height, {SKIP_HINT}",
                 True,
             )
             continue
-        records[im["id"]] = Record(str(path), size[0], size[1], source_id=im["id"])
-    known_ids = {im.get("id") for im in data["images"]}
-    for ann in data.get("annotations", []):
-        rec = records.get(ann.get("image_id"))
-        where = f"{json_path.name}: annotation id {ann.get('id')}"
+        records[image_id] = Record(str(path), size[0], size[1], source_id=image_id)
+    for k, ann in enumerate(data.get("annotations", [])):
+        if not isinstance(ann, dict):
+            problems.add(
+                f"{json_path.name}: annotations entry {k + 1} ({_shown(ann)}) is not an object; fix it, {SKIP_HINT}",
+                False,
+            )
+            continue
+        image_id = _id(ann.get("image_id"))
+        rec = records.get(image_id)
+        where = f"{json_path.name}: annotation id {_shown(ann.get('id'))}"
         if rec is None:
-            if ann.get("image_id") not in known_ids:
+            if image_id not in known_ids:
                 problems.add(
-                    f"{where}: image_id {ann.get('image_id')} is not in 'images'; fix or remove it, {SKIP_HINT}", False
+                    f"{where}: image_id {_shown(ann.get('image_id'))} is not in 'images'; fix or remove it, {SKIP_HINT}",
+                    False,
                 )
             continue  # its image was reported (or skipped) already
-        where += f" (image {Path(rec.path).name})"
-        if ann.get("category_id") not in cat_index:
+        where += f" (image {_shown(Path(rec.path).name)})"
+        category = _id(ann.get("category_id"))
+        if category not in cat_index:
             problems.add(
-                f"{where}: category_id {ann.get('category_id')} is not among the categories {sorted(cat_index)};"
+                f"{where}: category_id {_shown(ann.get('category_id'))} is not among the categories {sorted(cat_index)};"
                 f" fix it or add the category, {SKIP_HINT}",
                 False,
             )
             continue
-        bbox = ann.get("bbox")
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
-            problems.add(f"{where}: bbox {bbox!r} is not [x, y, width, height]; fix it, {SKIP_HINT}", False)
+        xywh = _coco_numbers(ann.get("bbox"))
+        if xywh is None:
+            problems.add(
+                f"{where}: bbox {_shown(ann.get('bbox'))} is not [x, y, width, height]; fix it, {SKIP_HINT}", False
+            )
             continue
-        x, y, w, h = (float(v) for v in bbox)
+        x, y, w, h = xywh
         box = _check_box([x, y, x + w, y + h], rec.width, rec.height, where, problems)
         if box is None:
             continue
         rec.boxes.append(box)
-        rec.labels.append(cat_index[ann["category_id"]])
+        rec.labels.append(cat_index[category])
         rec.crowd.append(bool(ann.get("iscrowd", 0)))
     problems.raise_if_any()
     counts = {"skipped_images": problems.skipped_images, "skipped_annotations": problems.skipped_annotations}
     return list(records.values()), names, counts
+
+
+def _voc_id_ok(image_id: str) -> bool:
+    """A VOC image id is a plain file name (no folder, no way out of ``Annotations/``)."""
+    return bool(image_id) and image_id not in (".", "..") and not any(c in image_id for c in "/\\\0")
 
 
 def load_voc(
@@ -214,29 +311,43 @@ def load_voc(
     parsed: list[tuple[Record, list[tuple[str, list[float], bool, str]]]] = []
     for image_id in ids:
         xml_path = ann_dir / f"{image_id}.xml"
-        where = f"{annotations_dir}/{image_id}.xml"
+        where = f"{annotations_dir}/{_shown(image_id)}.xml"
+        if not _voc_id_ok(image_id):
+            problems.add(
+                f"{where}: {_shown(image_id)} is not an image id (a plain file name); fix the split file, {SKIP_HINT}",
+                True,
+            )
+            continue
         if not xml_path.is_file():
             problems.add(f"{where}: not found (listed in the split file); add it or remove the id, {SKIP_HINT}", True)
             continue
         try:
             tree = ET.parse(xml_path).getroot()
-        except ET.ParseError as exc:
-            problems.add(f"{where}: invalid XML ({exc}); fix the file, {SKIP_HINT}", True)
+        except (ET.ParseError, LookupError, ValueError) as exc:  # LookupError: an unknown declared encoding
+            detail = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+            problems.add(f"{where}: invalid XML ({detail}); fix the file, {SKIP_HINT}", True)
             continue
-        file_name = tree.findtext("filename") or f"{image_id}.jpg"
+        except OSError as exc:
+            problems.add(f"{where}: cannot read it ({exc.strerror or exc}), {SKIP_HINT}", True)
+            continue
+        file_name = (tree.findtext("filename") or "").strip() or f"{image_id}.jpg"
         path = root / images_dir / file_name
         if not path.is_file():
-            problems.add(f"{where}: image {images_dir}/{file_name} not found; fix <filename>, {SKIP_HINT}", True)
+            problems.add(
+                f"{where}: image {images_dir}/{_shown(file_name)} not found; fix <filename>, {SKIP_HINT}", True
+            )
             continue
-        size = image_size(path)
-        if size is None:
-            problems.add(f"{where}: image {images_dir}/{file_name} is unreadable; replace it, {SKIP_HINT}", True)
+        size = _decodable_size(path)
+        if isinstance(size, str):
+            problems.add(
+                f"{where}: image {images_dir}/{_shown(file_name)} is unreadable ({size}); replace it, {SKIP_HINT}", True
+            )
             continue
         objects = []
         for k, obj in enumerate(tree.findall("object")):
             name = (obj.findtext("name") or "").strip()
             bb = obj.find("bndbox")
-            owhere = f"{where}: object {k + 1} ({name or 'no name'})"
+            owhere = f"{where}: object {k + 1} ({_shown(name) if name else 'no name'})"
             try:
                 x0, y0, x1, y1 = (float(bb.findtext(t)) for t in ("xmin", "ymin", "xmax", "ymax"))
             except (AttributeError, TypeError, ValueError):
@@ -276,7 +387,15 @@ def _voc_ids(root: Path, split_file: str | None) -> list[str] | None:
     path = Path(split_file) if Path(split_file).is_absolute() else root / split_file
     if not path.is_file():
         raise ZooError(f"{path}: no such VOC split file (one image id per line); check data.train_file / data.val_file")
-    return [line.split()[0] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ZooError(
+            f"{path}: not UTF-8 text (byte {exc.start}); a VOC split file lists one image id per line"
+        ) from None
+    except OSError as exc:
+        raise ZooError(f"{path}: cannot read the VOC split file ({exc.strerror or exc})") from None
+    return [line.split()[0] for line in text.splitlines() if line.strip()]
 
 
 def _split_records(records: list[Record], fraction: float, seed: int) -> tuple[list[Record], list[Record]]:
@@ -449,3 +568,13 @@ def train_targets(targets: list[dict[str, Any]]) -> list[dict[str, torch.Tensor]
         keep = ~t["iscrowd"]
         out.append({"boxes": t["boxes"][keep], "labels": t["labels"][keep]})
     return out
+
+
+def _decodable_size(path) -> tuple[int, int] | str:
+    """(width, height) of an image that decodes through to its end, else why not: a truncated file or
+    a decompression bomb is found while loading the annotations, not mid-epoch."""
+    try:
+        check_image(path)
+    except BadImage as exc:
+        return str(exc).rsplit(" (", 1)[-1].rstrip(")")
+    return image_size(path) or "not an image"
