@@ -35,6 +35,7 @@ from .plugins import (
     PluginInfo,
     allowed_names,
     entry_points,
+    installed_versions,
     load_plugin,
     plugin_fingerprint,
     plugin_info,
@@ -56,15 +57,17 @@ def catalog_cache_dir() -> Path:
     return cache_dir() / "catalog"
 
 
-def fingerprint_of(ep) -> dict[str, Any]:
+def fingerprint_of(ep, versions: dict[str, str] | None = None) -> dict[str, Any]:
     """The plugin's fingerprint. The core's own entries are the zoo/ recipes: what they depend on is the
-    module that reads them, the spec schema and the recipe files, not every file of the core."""
+    module that reads them, the spec schema and the recipe files, not every file of the core.
+    ``versions`` is an :func:`installed_versions` result shared by the plugins of one listing."""
     if ep.value.split(":")[0] == CORE_MODULE:
         from .builtin import recipe_files
 
         here = Path(__file__).parent
-        return plugin_fingerprint(ep, [here / "builtin.py", here / "specs.py", *recipe_files()], own_source=False)
-    return plugin_fingerprint(ep)
+        files = [here / "builtin.py", here / "specs.py", *recipe_files()]
+        return plugin_fingerprint(ep, files, own_source=False, versions=versions)
+    return plugin_fingerprint(ep, versions=versions)
 
 
 def _key(fingerprint: dict[str, Any]) -> str:
@@ -296,13 +299,14 @@ def load_entries(
     specs: list[Spec] = []
     infos: dict[str, PluginInfo] = {}
     folder = catalog_cache_dir()
+    versions = installed_versions()
     for ep in entry_points():
         info = plugin_info(ep)
         infos[ep.name] = info
         if allowed is not None and ep.name not in allowed:
             info.status = "disabled"
             continue
-        fingerprint = fingerprint_of(ep)
+        fingerprint = fingerprint_of(ep, versions)
         path = folder / f"{ep.name}-{_key(fingerprint)}.json"
         cached = _read_cached(path, fingerprint) if read_cache else None
         if cached is not None:

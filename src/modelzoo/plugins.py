@@ -165,24 +165,47 @@ def requirement_name(requirement: str) -> str | None:
     return name or None
 
 
-def dist_fingerprint(dist_name: str) -> dict[str, Any] | None:
-    """A distribution's name, version and the installed versions of its direct requirements (timm under
-    a timm plugin...); None when the distribution is not installed."""
+def normalized_name(name: str) -> str:
+    """A distribution name as PEP 503 compares them (``Foo_Bar.baz`` -> ``foo-bar-baz``)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def installed_versions() -> dict[str, str]:
+    """Every installed distribution's version by normalised name, first on ``sys.path`` winning (as
+    ``importlib.metadata.version`` does). Read from the ``name-version.dist-info`` folder names, so one
+    directory listing per path entry replaces a metadata parse per lookup (``zoo list`` runs this on
+    every call: it is how a warm listing notices an upgraded library)."""
     from importlib import metadata
 
-    try:
-        dist = metadata.distribution(dist_name)
-    except metadata.PackageNotFoundError:
-        return None
+    versions: dict[str, str] = {}
+    for dist in metadata.distributions():
+        folder = getattr(dist, "_path", None)
+        stem = folder.name[: -len(".dist-info")] if folder is not None and folder.name.endswith(".dist-info") else ""
+        if "-" in stem:
+            name, version = stem.split("-", 1)
+        else:  # an egg-info or an unusual installer: ask the metadata
+            name, version = dist.metadata["Name"] or "", dist.version
+        versions.setdefault(normalized_name(name), version)
+    return versions
+
+
+def dist_fingerprint(dist, versions: dict[str, str] | None = None) -> dict[str, Any] | None:
+    """A distribution's name, version and the installed versions of its direct requirements (timm under
+    a timm plugin...); None when the distribution is not installed. ``dist`` is a name or an
+    ``importlib.metadata.Distribution``; ``versions`` an :func:`installed_versions` result to reuse."""
+    from importlib import metadata
+
+    if isinstance(dist, str):
+        try:
+            dist = metadata.distribution(dist)
+        except metadata.PackageNotFoundError:
+            return None
+    versions = installed_versions() if versions is None else versions
     requires: dict[str, str | None] = {}
     for line in dist.requires or []:
         name = requirement_name(line)
-        if name is None:
-            continue
-        try:
-            requires[name.lower()] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            requires[name.lower()] = None
+        if name is not None:
+            requires[name.lower()] = versions.get(normalized_name(name))
     return {"distribution": dist.metadata["Name"], "version": dist.version, "requires": dict(sorted(requires.items()))}
 
 
@@ -220,10 +243,16 @@ def files_digest(files: list[Path]) -> str:
     return digest.hexdigest()[:32]
 
 
-def plugin_fingerprint(ep, extra_files: list[Path] | None = None, own_source: bool = True) -> dict[str, Any]:
+def plugin_fingerprint(
+    ep, extra_files: list[Path] | None = None, own_source: bool = True, versions: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Everything a plugin's catalog entries depend on, as plain data (see the module docstring):
     the digest covers its package's source (``own_source``) and ``extra_files``."""
     dist = ep.dist.metadata["Name"] if ep.dist is not None else None
-    base = (dist_fingerprint(dist) if dist else None) or {"distribution": dist, "version": None, "requires": {}}
+    base = (dist_fingerprint(ep.dist, versions) if dist else None) or {
+        "distribution": dist,
+        "version": None,
+        "requires": {},
+    }
     files = (source_files(ep.value) if own_source else []) + list(extra_files or [])
     return {**base, "entry_point": ep.value, "source": files_digest(files)}
