@@ -86,6 +86,10 @@ class Recipe:
     def to_dict(self) -> dict[str, Any]:
         data = _drop_none(asdict(self))
         data.pop("warnings", None)
+        if self.stages and all(s.lr is not None for s in self.stages):
+            # unused when every stage sets its own: leaving it out keeps the resolved recipe (run
+            # folders, --resume, zoo select's recipes) free of the "never used" warning
+            data.get("optimizer", {}).pop("lr", None)
         return data
 
     def to_toml(self) -> str:
