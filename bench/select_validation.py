@@ -140,6 +140,7 @@ def main() -> int:
         common = ["--recipe", str(args.recipe), "--candidates", *args.candidates]
         common += [x for o in overrides for x in ("--set", o)]
         validate = str(len(args.candidates))
+        load_before = os.getloadavg()[0]
         cold_wall, _ = zoo(["select", *common, "--validate", validate, "--out", str(out / "cold")], env)
         warm_wall, _ = zoo(["select", *common, "--out", str(out / "warm"), "--quiet"], env)
         record = json.loads((out / "cold" / "selection.json").read_text())
@@ -147,7 +148,8 @@ def main() -> int:
         print(f"zoo select {' '.join(common)} --validate {validate}")
         threads = f"{args.threads} torch thread(s) per process" if args.threads else "torch's default threads"
         print(
-            f"overrides: {', '.join(overrides) or 'none'}; {threads}; CPU: {os.cpu_count()} cores, shared with other jobs"
+            f"overrides: {', '.join(overrides) or 'none'}; {threads}; CPU: {os.cpu_count()} cores; "
+            f"1-min load average at start/end: {load_before:.2f}/{os.getloadavg()[0]:.2f}"
         )
         ok = print_table(record, cold_wall, warm_wall, warm["seconds"])
         if args.out is None:
