@@ -150,6 +150,8 @@ def plot_selection(sel: Selection, path: Path) -> Path:
     front = _front(sel)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     points = [(i, item) for i, item in enumerate(sel.ranked) if item.macs is not None]
+    # labels alternate above/below along the cost axis, so neighbouring points keep readable labels
+    below = {i: n % 2 == 1 for n, (i, _) in enumerate(sorted(points, key=lambda p: _gmacs(p[1])))}
     for i, item in points:
         on_front = front.get(i, False)
         ax.scatter(
@@ -164,7 +166,7 @@ def plot_selection(sel: Selection, path: Path) -> Path:
             f"{i + 1}. {item.candidate.label}",
             (_gmacs(item), item.scores[first]),
             fontsize=8,
-            xytext=(5, 4 if i % 2 == 0 else -11),  # alternate above/below: close points stay readable
+            xytext=(5, -11 if below[i] else 4),
             textcoords="offset points",
         )
     pareto = sorted((_gmacs(item), item.scores[first]) for i, item in points if front.get(i, False))
