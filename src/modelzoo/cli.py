@@ -369,6 +369,7 @@ def _command(argv: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    process = argv is None  # the zoo command itself, not a call from Python
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         parser = build_parser(_command(argv))
@@ -389,10 +390,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except ZooError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if process and exc.exit_code == 130:
+            _exit_now(exc.exit_code)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _exit_now(code: int) -> None:
+    """End an interrupted ``zoo`` at once, its one line the last it prints: a normal exit would first
+    shut down data-loader workers whose queue threads may report broken pipes after that line. The
+    run folder is already consistent (the checkpoint writer was waited for; the kernel drops the lock)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ from .training import (
     make_optimizer,
     param_groups,
     process_device,
+    quiet_worker_exit,
     seed_everything,
     select_groups,
     set_trainable,
@@ -195,6 +196,7 @@ class Trainer:
             "pin_memory": self.device.type == "cuda",
             # a generator of its own: the loader draws its workers' seed from it, not from torch's global RNG
             "generator": torch.Generator().manual_seed(seed if seed is not None else 0),
+            "worker_init_fn": quiet_worker_exit,
         }
         if shuffle:
             sampler = GlobalBatchSampler(len(dataset), self.recipe.data.batch_size, world, seed)

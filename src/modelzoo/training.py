@@ -56,6 +56,23 @@ def auto_workers(requested: int | str, in_memory: bool, device: torch.device) ->
     return max(0, min(8, (os.cpu_count() or 1) - 1))
 
 
+def _drop_broken_pipe(exc: BaseException, obj: object) -> None:
+    if not isinstance(exc, BrokenPipeError):
+        import traceback
+
+        traceback.print_exc()
+
+
+def quiet_worker_exit(worker_id: int) -> None:
+    """A loader worker's ``worker_init_fn``: when the main process stops (Ctrl-C, SIGTERM, an error)
+    while this worker is still sending a batch, the send fails with a broken pipe and multiprocessing
+    prints its traceback after the main process's one-line error. That is expected and says nothing,
+    so the worker drops it (other send errors are still printed)."""
+    import multiprocessing.queues
+
+    multiprocessing.queues.Queue._on_queue_feeder_error = staticmethod(_drop_broken_pipe)
+
+
 def epoch_seed(seed: int, stage: int, epoch: int) -> int:
     return (seed * 1_000_003 + stage * 10_007 + epoch) % (2**31)
 
