@@ -9,28 +9,14 @@ import math
 from pathlib import Path
 
 import pytest
-import torch
 
 from modelzoo.cli import main
 from modelzoo.errors import ZooError
 from modelzoo.lr_finder import find_lr, suggest
 from modelzoo.recipe import validate
+from modelzoo.testing import write_color_images
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny tensors run faster on one thread
-
-COLORS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 60, 220)}
-
-
-def _write_images(root: Path, per_class: int, seed: int) -> None:
-    from PIL import Image
-
-    gen = torch.Generator().manual_seed(seed)
-    for name, rgb in COLORS.items():
-        (root / name).mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            noise = torch.randint(-40, 40, (16, 16, 3), generator=gen)
-            arr = (torch.tensor(rgb) + noise).clamp(0, 255).to(torch.uint8).numpy()
-            Image.fromarray(arr).save(root / name / f"{i}.png")
 
 
 @pytest.fixture(autouse=True)
@@ -42,8 +28,8 @@ def only_the_plugins_used(monkeypatch):
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("colors")
-    _write_images(root / "train", 8, seed=0)
-    _write_images(root / "val", 2, seed=1)
+    write_color_images(root / "train", 8, seed=0, size=16)
+    write_color_images(root / "val", 2, seed=1, size=16)
     return root
 
 
