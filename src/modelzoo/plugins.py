@@ -189,17 +189,10 @@ def installed_versions() -> dict[str, str]:
     return versions
 
 
-def dist_fingerprint(dist, versions: dict[str, str] | None = None) -> dict[str, Any] | None:
-    """A distribution's name, version and the installed versions of its direct requirements (timm under
-    a timm plugin...); None when the distribution is not installed. ``dist`` is a name or an
-    ``importlib.metadata.Distribution``; ``versions`` an :func:`installed_versions` result to reuse."""
-    from importlib import metadata
-
-    if isinstance(dist, str):
-        try:
-            dist = metadata.distribution(dist)
-        except metadata.PackageNotFoundError:
-            return None
+def dist_fingerprint(dist, versions: dict[str, str] | None = None) -> dict[str, Any]:
+    """An installed distribution's (``importlib.metadata.Distribution``) name, version and the installed
+    versions of its direct requirements (timm under a timm plugin...); ``versions`` is an
+    :func:`installed_versions` result to reuse."""
     versions = installed_versions() if versions is None else versions
     requires: dict[str, str | None] = {}
     for line in dist.requires or []:
@@ -249,10 +242,6 @@ def plugin_fingerprint(
     """Everything a plugin's catalog entries depend on, as plain data (see the module docstring):
     the digest covers its package's source (``own_source``) and ``extra_files``."""
     dist = ep.dist.metadata["Name"] if ep.dist is not None else None
-    base = (dist_fingerprint(ep.dist, versions) if dist else None) or {
-        "distribution": dist,
-        "version": None,
-        "requires": {},
-    }
+    base = dist_fingerprint(ep.dist, versions) if dist else {"distribution": dist, "version": None, "requires": {}}
     files = (source_files(ep.value) if own_source else []) + list(extra_files or [])
     return {**base, "entry_point": ep.value, "source": files_digest(files)}
