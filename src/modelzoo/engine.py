@@ -20,6 +20,7 @@ import math
 import os
 import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -567,7 +568,10 @@ def finetune(
             trainer.setup()
             atomic_write_text(trainer.out / "recipe.toml", recipe.to_toml())
             return trainer.run()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        # the finished frames of the interrupted loop hold its data-loader iterator; clearing them shuts
+        # its worker processes down now, so none of them can print after the one line below
+        traceback.clear_frames(exc.__traceback__)
         trainer.checkpoints.wait_quietly()
         raise Interrupted(
             f"interrupted; {trainer.out} keeps its last checkpoint: continue with zoo finetune --resume {trainer.out}"

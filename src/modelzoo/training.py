@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import sys
 from typing import Any
 
 import torch
@@ -57,7 +58,7 @@ def auto_workers(requested: int | str, in_memory: bool, device: torch.device) ->
 
 
 def _drop_broken_pipe(exc: BaseException, obj: object) -> None:
-    if not isinstance(exc, BrokenPipeError):
+    if not isinstance(exc, ConnectionError):
         import traceback
 
         traceback.print_exc()
@@ -65,12 +66,25 @@ def _drop_broken_pipe(exc: BaseException, obj: object) -> None:
 
 def quiet_worker_exit(worker_id: int) -> None:
     """A loader worker's ``worker_init_fn``: when the main process stops (Ctrl-C, SIGTERM, an error)
-    while this worker is still sending a batch, the send fails with a broken pipe and multiprocessing
-    prints its traceback after the main process's one-line error. That is expected and says nothing,
-    so the worker drops it (other send errors are still printed)."""
+    while this worker is still sending a batch, its connection to the main process breaks
+    (``ConnectionError``: a broken pipe, a reset) in a background thread, and multiprocessing prints a
+    traceback beside the main process's one-line error. That says nothing, so the worker drops it;
+    every other error is still printed (a dataset's own errors reach the main process as usual)."""
     import multiprocessing.queues
+    import threading
 
     multiprocessing.queues.Queue._on_queue_feeder_error = staticmethod(_drop_broken_pipe)
+    excepthook, thread_excepthook = sys.excepthook, threading.excepthook
+
+    def quiet(kind, value, tb):  # the fd-sharing server thread reports through sys.excepthook
+        if not isinstance(value, ConnectionError):
+            excepthook(kind, value, tb)
+
+    def quiet_thread(args):
+        if not isinstance(args.exc_value, ConnectionError):
+            thread_excepthook(args)
+
+    sys.excepthook, threading.excepthook = quiet, quiet_thread
 
 
 def epoch_seed(seed: int, stage: int, epoch: int) -> int:
