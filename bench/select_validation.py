@@ -3,7 +3,7 @@
 Runs ``zoo select --validate N`` on the packaged Fashion-MNIST subset (the default recipe's data,
 schedule and seed: ``zoo/effnet-lite0-fashion-mnist.toml``) with the packaged ImageNet backbones,
 EfficientNet-Lite0/1/2 and MobileNetV2, plus the random-init reference of the top candidate. Every
-candidate is then fine-tuned with that recipe and two seeds, and the table compares, per candidate,
+candidate is then fine-tuned with that recipe and two seeds (``--seeds N`` for more), and the table compares, per candidate,
 the combined score and its parts (linear probe, kNN, LogME) and the ImageNet prior with the fine-tuned
 accuracy; then weighted Kendall tau, top-1 regret and seed-to-seed noise for the combined score and
 for the prior, and the selection's seconds against the fine-tunes' seconds.
@@ -14,7 +14,8 @@ MobileNetV2 is timm's ``mobilenetv2_100`` with torchvision's ImageNet weights (t
 ``torchvision:mobilenet_v2.imagenet1k_v1``): timm groups its layers like the EfficientNets, so the
 recipe's ``train = "last:3"`` unfreezes a comparable share of each network.
 
-    python bench/select_validation.py --out /tmp/selbench     # ten fine-tunes: ~1 h on 2 busy CPU cores
+    python bench/select_validation.py --out /tmp/selbench     # ten fine-tunes: ~25 min on 2 idle CPU cores
+    python bench/select_validation.py --seeds 4 --out /tmp/selbench   # twenty: the ten above are reused
     python bench/select_validation.py --set data.train_limit=1000 --set data.val_limit=500   # quicker
 
 Finished fine-tunes are recorded under ``--out``, so an interrupted bench resumes where it stopped.
@@ -93,8 +94,9 @@ def print_table(record: dict, cold_wall: float, warm_wall: float, warm_seconds: 
         print(f"{label:<22} {q['tau']:12.2f} {per_tau:>14} {100 * q['regret']:9.2f} pt {per_reg:>12}  {q['pick']}")
     noise = v["seed_noise"]
     print(
-        f"seed-to-seed noise of the fine-tunes: mean spread {100 * noise['mean_spread']:.2f} pt;"
-        f" weighted tau between the two seeds' rankings {noise['tau_between_seeds']:.2f}"
+        f"seed-to-seed noise of the fine-tunes: mean spread {100 * noise['mean_spread']:.2f} pt,"
+        f" mean std {100 * noise['mean_std']:.2f} pt; weighted tau between the seeds' rankings"
+        f" {noise['tau_between_seeds']:.2f}{' (mean over pairs of seeds)' if len(v['seeds']) > 2 else ''}"
     )
     gain = ref["pretraining_gain"]["probe"] if ref else None
     ref_row = next((r for r in v["candidates"] if r["reference"]), None)
@@ -123,6 +125,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", type=Path, default=RECIPE)
     parser.add_argument("--candidates", nargs="+", default=CANDIDATES)
+    parser.add_argument("--seeds", type=int, default=2, help="fine-tunes per candidate (default 2)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recipe override")
     parser.add_argument("--threads", type=int, help="torch threads per process (OMP_NUM_THREADS; default: torch's)")
     parser.add_argument("--out", type=Path, help="keep the selection and run folders here")
@@ -141,11 +144,12 @@ def main() -> int:
         common += [x for o in overrides for x in ("--set", o)]
         validate = str(len(args.candidates))
         load_before = os.getloadavg()[0]
-        cold_wall, _ = zoo(["select", *common, "--validate", validate, "--out", str(out / "cold")], env)
+        cold = ["select", *common, "--validate", validate, "--seeds", str(args.seeds), "--out", str(out / "cold")]
+        cold_wall, _ = zoo(cold, env)
         warm_wall, _ = zoo(["select", *common, "--out", str(out / "warm"), "--quiet"], env)
         record = json.loads((out / "cold" / "selection.json").read_text())
         warm = json.loads((out / "warm" / "selection.json").read_text())
-        print(f"zoo select {' '.join(common)} --validate {validate}")
+        print(f"zoo select {' '.join(common)} --validate {validate} --seeds {args.seeds}")
         threads = f"{args.threads} torch thread(s) per process" if args.threads else "torch's default threads"
         print(
             f"overrides: {', '.join(overrides) or 'none'}; {threads}; CPU: {os.cpu_count()} cores; "

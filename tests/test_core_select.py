@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import statistics
 from pathlib import Path
 
 import pytest
@@ -262,3 +263,24 @@ def test_validation_reports_tau_regret_and_noise(toy, monkeypatch):
     assert result["combined"]["tau"] == pytest.approx(1.0 if sel.winner.candidate.arch == "test_efficientnet" else -1.0)
     validate(load_recipe(toy["recipe"]).to_dict())  # untouched
     assert Path(toy["recipe"]).is_file()
+
+
+def test_validation_with_more_seeds_averages_noise_over_every_pair(toy, monkeypatch):
+    """--seeds 3: seed 2 reverses the order, so one pair of seeds agrees and two disagree: mean tau -1/3."""
+    from modelzoo import select_validate
+
+    sel = select(base_recipe(toy["recipe"]), ["test_*"], samples=18, draws=2, reference=False)
+    truth = {"test_efficientnet": (0.9, 0.8, 0.5), "test_convnext": (0.5, 0.6, 0.6)}
+
+    def fake(recipe, out, metric, ledger):
+        return truth[recipe.model.backbone.split(":")[-1]][recipe.seed - sel.base.seed], 1.0
+
+    monkeypatch.setattr(select_validate, "_finetune", fake)
+    result = select_validate.validate_selection(sel, 2, toy["out"], seeds=3)
+    assert result["seeds"] == [sel.base.seed + s for s in range(3)]
+    assert result["seed_noise"]["tau_between_seeds"] == pytest.approx(-1 / 3)
+    assert result["seed_noise"]["mean_std"] == pytest.approx(
+        (statistics.stdev(truth["test_efficientnet"]) + statistics.stdev(truth["test_convnext"])) / 2
+    )
+    with pytest.raises(ZooError, match="--seeds N needs N >= 2"):
+        select_validate.validate_selection(sel, 2, toy["out"], seeds=1)

@@ -76,7 +76,7 @@ def cmd_select(args: argparse.Namespace) -> int:
     if args.validate:
         from .select_validate import validate_selection
 
-        validation = validate_selection(sel, args.validate, out, log=log)
+        validation = validate_selection(sel, args.validate, out, seeds=args.seeds, log=log)
         record["validation"] = validation
         from .fsutil import atomic_write_text
 
@@ -136,7 +136,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-reference", action="store_true", help="skip the random-init reference of the top candidate")
     p.add_argument(
-        "--validate", type=int, metavar="K", help="also fine-tune the top K (and the reference) with 2 seeds each"
+        "--validate", type=int, metavar="K", help="also fine-tune the top K (and the reference) with --seeds seeds each"
+    )
+    p.add_argument(
+        "--seeds", type=int, default=2, metavar="N", help="seeds per --validate fine-tune (default 2; at least 2)"
     )
     p.add_argument("--out", help="output folder (default runs/select-<dataset>-<time>)")
     p.add_argument("--quiet", action="store_true", help="no progress output")

@@ -313,8 +313,9 @@ def format_validation(result: dict[str, Any], record: dict[str, Any]) -> str:
     noise = result.get("seed_noise")
     if noise:
         lines.append(
-            f"seed-to-seed noise: mean spread {noise['mean_spread']:.4f} {metric};"
+            f"seed-to-seed noise: mean spread {noise['mean_spread']:.4f} {metric}, mean std {noise['mean_std']:.4f};"
             f" weighted tau between the seeds' rankings {noise['tau_between_seeds']:.2f}"
+            + (" (mean over pairs of seeds)" if len(seeds) > 2 else "")
         )
     sel_s, ft_s = result["selection_seconds"], result["finetune_seconds"]
     share = f" ({100 * sel_s / ft_s:.1f}%)" if ft_s else ""

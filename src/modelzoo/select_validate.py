@@ -1,7 +1,7 @@
 """``zoo select --validate K``: does the ranking hold up against real fine-tunes?
 
 Fine-tunes the top K candidates (and the random-init reference) with the selection's own recipe
-and two seeds each, then measures how well the combined score, and the published prior beside it,
+and two seeds each (``--seeds N`` for more), then measures how well the combined score, and the published prior beside it,
 predicted the fine-tuned metric: weighted Kendall tau (agreement at the top counts most), top-1
 regret (how far the pick is from the best fine-tune), and the seed-to-seed noise of the fine-tunes
 themselves, which bounds what any ranking can achieve. Each figure is also given per seed, so the
@@ -11,8 +11,10 @@ resumes where it stopped.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -63,6 +65,8 @@ def validate_selection(
     log = log or (lambda msg: None)
     if k < 1:
         raise ZooError("--validate K needs K >= 1 (the number of top candidates to fine-tune)")
+    if seeds < 2:
+        raise ZooError("--seeds N needs N >= 2: seed-to-seed noise is what the ranking is judged against")
     ranked = [item.candidate for item in sel.ranked[:k]]
     picks: list[Candidate] = ranked + ([sel.reference.candidate] if sel.reference else [])
     seed_list = [sel.base.seed + s for s in range(seeds)]
@@ -114,8 +118,11 @@ def validate_selection(
             result["prior"] = _ranking_quality(prior, truth, truths)
             result["prior"]["pick"] = ranked[result["prior"]["pick"]].label
         noise = [spreads[c.label] for c in ranked]
+        pairs = list(itertools.combinations(truths, 2))
         result["seed_noise"] = {
             "mean_spread": sum(noise) / len(noise),
-            "tau_between_seeds": weighted_tau(truths[0], truths[1]) if len(truths) >= 2 else math.nan,
+            "mean_std": sum(statistics.stdev(runs[c.label]) for c in ranked) / len(ranked),
+            # with more than two seeds: the mean over every pair of seeds' rankings
+            "tau_between_seeds": sum(weighted_tau(a, b) for a, b in pairs) / len(pairs) if pairs else math.nan,
         }
     return result
