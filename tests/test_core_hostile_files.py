@@ -65,6 +65,24 @@ def model_folder(real_catalog, tmp_path) -> Path:
     return folder
 
 
+# -- links out of a run folder ----------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["loss.png", "metrics.jsonl"])
+def test_a_link_out_of_the_folder_is_never_published(model_folder, tmp_path, name):
+    """A plot or metrics file that is a symbolic link to a secret elsewhere: push names it and stops."""
+    from modelzoo.runfolder import model_files
+
+    secret = tmp_path / "id_ed25519"
+    secret.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    (model_folder / name).symlink_to(secret)
+    with pytest.raises(ZooError) as info:
+        model_files(model_folder)
+    one_line(info.value, str(model_folder / name), "outside the run folder", "replace the link with a copy")
+    (model_folder / name).unlink()
+    (model_folder / "copy").write_bytes(b"{}\n")
+    (model_folder / name).symlink_to(model_folder / "copy")  # a link within the folder is its own file
+    assert model_files(model_folder)[name] == model_folder / name
+
+
 # -- damaged weights ----------------------------------------------------------------------------------
 def damaged(data: bytes, how: str) -> bytes:
     if how == "truncated":

@@ -156,7 +156,20 @@ def model_files(folder: str | Path) -> dict[str, Path]:
         files[name] = folder / name
     files.update({name: folder / name for name in RUN_EXTRAS if (folder / name).is_file()})
     files.update({p.name: p for p in sorted(folder.glob("*.png")) if p.is_file() and is_data_file_name(p.name)})
+    _refuse_links_out(folder, files)
     return files
+
+
+def _refuse_links_out(folder: Path, files: dict[str, Path]) -> None:
+    """A published file must be the folder's own: a symbolic link named like a plot or a metrics file
+    but pointing elsewhere (``plot.png -> ~/.ssh/id_ed25519``) would upload whatever it points to."""
+    inside = folder.resolve()
+    for path in files.values():
+        if path.is_symlink() and not path.resolve().is_relative_to(inside):
+            raise ZooError(
+                f"{path} is a symbolic link to {path.resolve()}, outside the run folder; push publishes only the"
+                " folder's own files: replace the link with a copy of the file, or remove it"
+            )
 
 
 def load_model(folder: str | Path) -> TaskModel:
