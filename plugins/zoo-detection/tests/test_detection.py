@@ -304,6 +304,36 @@ def test_coco_missing_and_mismatched_images(tmp_path):
         load_coco(tmp_path / "broken.json", tmp_path)
 
 
+@pytest.mark.attack("annotations and text")
+@pytest.mark.parametrize("name", ["../outside.png", "{abs}", "nested/../../outside.png", "C:\\outside.png"])
+def test_coco_file_names_never_leave_the_images_folder(tmp_path, name):
+    """An annotation file that names an image outside data.images_dir (absolute, or climbing with ..)
+    is refused, even when the file exists there; a name in a subfolder is fine."""
+    _write_image(tmp_path / "outside.png")
+    _write_image(tmp_path / "images" / "nested" / "c.png")
+    images = [
+        {"id": 1, "file_name": "nested/c.png", "width": 40, "height": 30},
+        {"id": 2, "file_name": name.format(abs=tmp_path / "outside.png"), "width": 40, "height": 30},
+    ]
+    path = _coco(tmp_path, GOOD[:1], images)
+    with pytest.raises(ZooError, match=r"image id 2 .*must be relative to .* and stay inside it") as err:
+        load_coco(path, tmp_path / "images")
+    assert "\n" not in str(err.value)
+    records, _, counts = load_coco(path, tmp_path / "images", on_bad="skip")
+    assert [Path(r.path).name for r in records] == ["c.png"] and counts["skipped_images"] == 1
+
+
+@pytest.mark.attack("annotations and text")
+def test_voc_file_names_never_leave_the_images_folder(tmp_path):
+    root = tmp_path / "voc"
+    _voc(root, {"0001": [("dog", (3, 4, 12, 15), False)]})
+    xml = root / "Annotations" / "0001.xml"
+    xml.write_text(xml.read_text().replace("<filename>0001.png", "<filename>../../outside.png"))
+    _write_image(root / "JPEGImages" / ".." / ".." / "outside.png")
+    with pytest.raises(ZooError, match=r"0001.xml.*<filename> ../../outside.png must name a file inside JPEGImages"):
+        load_voc(root, None)
+
+
 def _voc(root: Path, objects: dict[str, list[tuple]]) -> None:
     (root / "Annotations").mkdir(parents=True)
     for image_id, objs in objects.items():

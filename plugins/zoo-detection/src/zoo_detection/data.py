@@ -14,7 +14,7 @@ import math
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import torch
@@ -75,6 +75,13 @@ class Problems:
 
 
 # -- loading and validation -------------------------------------------------------------------
+def _relative_inside(name: str) -> bool:
+    """Whether an annotation's image name stays inside the images folder: no absolute path, no ``..``.
+    Checked on the name, not the resolved path, so an images folder that links to another disk works."""
+    pure = PurePosixPath(name.replace("\\", "/"))
+    return not pure.is_absolute() and ".." not in pure.parts and not PureWindowsPath(name).drive
+
+
 def _shown(value: Any) -> str:
     """An id, name or value as a one-line message shows it: as is when plain, else quoted and cut."""
     if isinstance(value, int) and not isinstance(value, bool):
@@ -218,6 +225,13 @@ def load_coco(
             )
             continue
         known_ids.add(image_id)
+        if isinstance(file_name, str) and not _relative_inside(file_name):
+            problems.add(
+                f"{where}: file_name must be relative to {images_dir} and stay inside it (no leading /, no ..);"
+                f" fix file_name or data.images_dir, {SKIP_HINT}",
+                True,
+            )
+            continue
         path = images_dir / file_name if isinstance(file_name, str) and file_name else None
         if path is None or not path.is_file():
             problems.add(
@@ -331,6 +345,13 @@ def load_voc(
             problems.add(f"{where}: cannot read it ({exc.strerror or exc}), {SKIP_HINT}", True)
             continue
         file_name = (tree.findtext("filename") or "").strip() or f"{image_id}.jpg"
+        if not _relative_inside(file_name):
+            problems.add(
+                f"{where}: <filename> {_shown(file_name)} must name a file inside {images_dir} (no leading /, no ..);"
+                f" fix <filename>, {SKIP_HINT}",
+                True,
+            )
+            continue
         path = root / images_dir / file_name
         if not path.is_file():
             problems.add(
