@@ -190,3 +190,23 @@ def test_load_text_data(tmp_path_factory, train, val, labels):
     check_split(corpus.val)
     assert len(corpus.labels) >= 2 and set(corpus.train.labels) == set(corpus.labels)
     assert set(corpus.val.labels) <= set(corpus.labels) and len(corpus.val) > 0
+
+
+@pytest.mark.parametrize("suffix", [".csv.gz", ".jsonl.bz2"])
+def test_a_decompression_bomb_is_refused_before_it_fills_memory(tmp_path, monkeypatch, suffix):
+    """A few KiB that expand a thousandfold stop with one line; a file within the limit still loads."""
+    from zoo_text import textdata
+
+    monkeypatch.setattr(textdata, "EXPANSION_FLOOR", 1 << 20)  # the real floor (256 MiB) is too big for a test
+    header = b"text,label\n" if suffix.startswith(".csv") else b""
+    row = b"ok,pos\n" if suffix.startswith(".csv") else b'{"text": "ok", "label": "pos"}\n'
+    how = suffix[suffix.rindex(".") :]
+    bomb = write(tmp_path, "bomb", compress(header + row * ((4 << 20) // len(row)), how), suffix)
+    assert bomb.stat().st_size < 40 << 10
+    cfg = TextData(train_file=str(bomb))
+    with pytest.raises(ZooError, match=r"expands to over 1 MiB from .* \(more than 100x\): a decompression bomb") as e:
+        read_split(str(bomb), None, cfg, "data.train_file")
+    one_line(e.value)
+    other = b"no,neg\n" if suffix.startswith(".csv") else b'{"text": "no", "label": "neg"}\n'
+    small = write(tmp_path, "small", compress(header + row * 1000 + other, how), suffix)
+    assert len(read_split(str(small), None, TextData(train_file=str(small)), "data.train_file").texts) > 1000

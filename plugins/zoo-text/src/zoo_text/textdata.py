@@ -81,6 +81,16 @@ def _names(names: Any) -> str:
     return ", ".join(shown)[:200] or "none"
 
 
+#: a compressed file may expand to this many times its size, or to this many bytes, whichever is more;
+#: real text rarely compresses beyond 10-20x, a decompression bomb does 1000x (the file is read whole)
+EXPANSION_RATIO = 100
+EXPANSION_FLOOR = 256 << 20
+
+
+def _size(n: int) -> str:
+    return f"{n} bytes" if n < 1024 else f"{n / 1024:.0f} KiB" if n < 1 << 20 else f"{n / (1 << 20):.0f} MiB"
+
+
 def _open_text(path: Path):
     """Text handle for plain, ``.gz`` or ``.bz2`` files (UTF-8, BOM tolerated)."""
     try:
@@ -89,10 +99,16 @@ def _open_text(path: Path):
         raise ZooError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     kind = {".gz": "gzip", ".bz2": "bzip2"}.get(path.suffix.lower())
     try:
-        if kind == "gzip":
-            raw = gzip.decompress(raw)
-        elif kind == "bzip2":
-            raw = bz2.decompress(raw)
+        if kind is not None:
+            limit = max(EXPANSION_FLOOR, EXPANSION_RATIO * len(raw))
+            packed = io.BytesIO(raw)
+            with gzip.GzipFile(fileobj=packed) if kind == "gzip" else bz2.BZ2File(packed) as stream:
+                raw = stream.read(limit + 1)
+            if len(raw) > limit:
+                raise ZooError(
+                    f"{path} expands to over {limit >> 20} MiB from {_size(path.stat().st_size)}"
+                    f" (more than {EXPANSION_RATIO}x): a decompression bomb, or not text; give the plain file"
+                )
     except (OSError, EOFError, ValueError, zlib.error) as exc:  # not an archive, cut short, or corrupt
         detail = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
         raise ZooError(
