@@ -396,6 +396,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug, ours or a plugin's: one line saying whose, the traceback on request
+        from .bugreport import describe_bug, traceback_wanted
+
+        if traceback_wanted():
+            raise
+        print(f"error: {describe_bug(exc)}", file=sys.stderr)
+        return 1
 
 
 def _exit_now(code: int) -> None:
