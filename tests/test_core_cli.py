@@ -177,3 +177,37 @@ def test_plugins_reports_versions_and_collisions(full_catalog, capsys):
 def test_version(capsys):
     code, out, _ = run(capsys, "--version")
     assert code == 0 and out.startswith("modelzoo ")
+
+
+def test_tasks_that_type_one_predict_option_differently_each_get_their_own(monkeypatch):
+    """Two installed tasks declare --threshold, one as a float and one as a flag: the value given is
+    read as the loaded model's task declares it, and a value that task cannot take is one line."""
+    import argparse
+
+    from modelzoo import catalog as catalog_mod
+    from modelzoo import cli_engine
+    from modelzoo.errors import ZooError
+    from modelzoo.sdk import Spec
+
+    def task(name: str, **kinds: str) -> Spec:
+        options = [{"name": k, "type": v} for k, v in kinds.items()]
+        return Spec(name=name, kind="task", builder="x:T", meta={"metric": "acc", "predict_options": options})
+
+    boxes, tags = task("boxes", threshold="float", top_k="int"), task("tags", threshold="bool", top_k="int")
+
+    class Tasks:
+        def filter(self, kind):
+            return [boxes, tags]
+
+    monkeypatch.setattr(catalog_mod, "catalog", lambda: Tasks())
+    parser = argparse.ArgumentParser()
+    cli_engine.add_task_predict_options(parser)
+    args = parser.parse_args(["--threshold", "0.25", "--top-k", "3"])
+    assert cli_engine._task_options(args, boxes) == {"threshold": 0.25, "top_k": 3}
+    with pytest.raises(ZooError, match=r"^--threshold takes true or false for tags models, not '0.25'$"):
+        cli_engine._task_options(args, tags)
+    assert cli_engine._task_options(parser.parse_args(["--threshold", "yes"]), tags) == {"threshold": True}
+    with pytest.raises(ZooError, match=r"^--threshold takes a float for boxes models, not 'yes'$"):
+        cli_engine._task_options(parser.parse_args(["--threshold", "yes"]), boxes)
+    with pytest.raises(SystemExit):  # one type everywhere: argparse checks it as before
+        parser.parse_args(["--top-k", "many"])

@@ -171,10 +171,12 @@ def add_task_predict_options(parser: argparse.ArgumentParser) -> None:
     from .catalog import catalog
 
     seen: dict[str, list[str]] = {}
+    kinds: dict[str, dict[str, str]] = {}  # option -> task -> its type
     options: dict[str, dict[str, Any]] = {}
     for spec in catalog().filter(kind="task"):
         for opt in spec.meta.get("predict_options", []):
             seen.setdefault(opt["name"], []).append(spec.name)
+            kinds.setdefault(opt["name"], {})[spec.name] = opt.get("type", "str")
             options.setdefault(opt["name"], opt)
     if not options:
         return
@@ -184,7 +186,16 @@ def add_task_predict_options(parser: argparse.ArgumentParser) -> None:
         help_text = f"{opt.get('help', '')} [{', '.join(seen[name])}]".strip()
         if "default" in opt:
             help_text += f" (default {opt['default']})"
-        if kind == "bool":
+        if len(set(kinds[name].values())) > 1:  # tasks disagree on its type: parsed per model (_task_options)
+            per_task = "; ".join(f"{t}: {k}" for t, k in kinds[name].items())
+            group.add_argument(
+                predict_option_flag(name),
+                dest=f"task_{name}",
+                default=None,
+                metavar="VALUE",
+                help=f"{help_text} [{per_task}]",
+            )
+        elif kind == "bool":
             group.add_argument(
                 predict_option_flag(name), dest=f"task_{name}", action="store_true", default=None, help=help_text
             )
@@ -210,8 +221,26 @@ def _task_options(args: argparse.Namespace, task_spec) -> dict[str, Any]:
         raise ZooError(
             f"{predict_option_flag(foreign[0])} is not an option of {task_spec.name} models (options: {valid})"
         )
+    for name, value in given.items():  # a string where this task wants another type: another task's option too
+        kind = declared[name].get("type", "str")
+        if isinstance(value, str) and kind not in ("str", "path"):
+            given[name] = _parse_option(value, kind, predict_option_flag(name), task_spec.name)
     defaults = {name: opt["default"] for name, opt in declared.items() if "default" in opt}
     return {**defaults, **given}
+
+
+_TRUTH = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+
+
+def _parse_option(value: str, kind: str, flag: str, task: str) -> Any:
+    """``value`` as the ``kind`` the model's task declares, or one line saying what it expects."""
+    try:
+        if kind == "bool":
+            return _TRUTH[value.strip().lower()]
+        return _cast(kind)(value)
+    except (KeyError, ValueError):
+        expects = "true or false" if kind == "bool" else f"an {kind}" if kind == "int" else f"a {kind}"
+        raise ZooError(f"{flag} takes {expects} for {task} models, not {value!r:.40}") from None
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
