@@ -402,11 +402,14 @@ class Trainer:
         keyed by everything that makes them valid (a stale or foreign file is recomputed, never used).
         They are also published by key to the user cache (:mod:`.featurecache`), where another run
         with the same key finds them (``zoo select``'s candidates and the fine-tune of its pick)."""
-        from .featurecache import publish, shared_path
+        from .featurecache import limit_bytes, publish, shared_path, touch
 
+        limit = limit_bytes()  # a bad MODELZOO_FEATURE_CACHE_GB stops here, not after the feature pass
         key = self.feature_key()
         path = self.out / "cache" / f"features-{key}.pt"
         found = self.read_cached_features(key, [path, shared_path(key)]) if self.world.main else None
+        if found is not None:
+            touch(shared_path(key))
         if self.world.distributed:
             found = distributed.broadcast(found, self.world)
         if found is not None:
@@ -420,7 +423,12 @@ class Trainer:
             d[split], d[f"{split}_y"] = torch.cat([f for f, _ in parts]), torch.cat([y for _, y in parts])
         if self.world.main:
             atomic_write(path, lambda p: torch.save(d, p))
-            publish(path, key)
+            evicted = publish(path, key, limit)
+            if evicted:
+                self.log(
+                    f"feature cache: removed {len(evicted)} least recently used file(s) to stay under"
+                    f" {limit / (1 << 30):g} GB (MODELZOO_FEATURE_CACHE_GB)"
+                )
         return d["train"], d["train_y"], d["val"], d["val_y"]
 
     def read_cached_features(self, key: str, paths: list[Path]) -> dict[str, Any] | None:

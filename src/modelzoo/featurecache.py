@@ -7,6 +7,10 @@ later run whose key is the same reuses it: ``zoo select`` extracts each candidat
 and the fine-tune of the candidate it picks starts from them. A key that differs in anything names a
 different file, so nothing stale is ever read. Files are hard links where the file system allows
 (no second copy on disk); deleting the folder only costs the time to recompute.
+
+The folder is capped (``MODELZOO_FEATURE_CACHE_GB``, default 10): each publish removes the least
+recently used files beyond the cap (a hit counts as a use). A run folder keeps its own link to its
+features, so eviction never takes them from a run that is resuming.
 """
 
 from __future__ import annotations
@@ -15,8 +19,58 @@ import os
 import shutil
 from pathlib import Path
 
+from .errors import ZooError
 from .fsutil import atomic_write
 from .paths import cache_dir
+
+LIMIT_ENV = "MODELZOO_FEATURE_CACHE_GB"
+DEFAULT_LIMIT_GB = 10.0
+
+
+def limit_bytes() -> int:
+    """The cache's cap in bytes, from ``MODELZOO_FEATURE_CACHE_GB`` (0: keep nothing beyond the newest)."""
+    raw = os.environ.get(LIMIT_ENV, "").strip()
+    try:
+        gb = float(raw) if raw else DEFAULT_LIMIT_GB
+    except ValueError:
+        gb = -1.0
+    if not gb >= 0 or gb == float("inf"):
+        raise ZooError(f"{LIMIT_ENV}={raw!r:.40} is not a size in GB; set it to a number such as 10, or unset it")
+    return int(gb * (1 << 30))
+
+
+def touch(path: Path) -> None:
+    """Mark a cached file as just used (eviction goes by modification time)."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+
+
+def evict(keep: Path, limit: int) -> list[Path]:
+    """Remove the least recently used feature files until the folder holds at most ``limit`` bytes;
+    ``keep`` (the file just published) stays whatever its size. Returns what was removed."""
+    files = []
+    for path in keep.parent.glob("features-*.pt"):
+        try:
+            st = path.stat()
+        except OSError:  # removed by another process meanwhile
+            continue
+        files.append((st.st_mtime, st.st_size, path))
+    total = sum(size for _, size, _ in files)
+    removed = []
+    for _, size, path in sorted(files):
+        if total <= limit:
+            break
+        if path == keep:
+            continue
+        try:
+            path.unlink()
+        except OSError:
+            continue
+        total -= size
+        removed.append(path)
+    return removed
 
 
 def shared_path(key: str) -> Path:
@@ -24,9 +78,11 @@ def shared_path(key: str) -> Path:
     return cache_dir() / "features" / f"features-{key}.pt"
 
 
-def publish(path: Path, key: str) -> None:
+def publish(path: Path, key: str, limit: int | None = None) -> list[Path]:
     """Make the run folder's feature file ``path`` findable by ``key`` (replacing an unreadable file of
-    that name, which the engine just recomputed); an unwritable cache only costs speed."""
+    that name, which the engine just recomputed), then keep the folder under ``limit`` bytes (default:
+    :func:`limit_bytes`); returns the files evicted. An unwritable cache only costs speed."""
+    limit = limit_bytes() if limit is None else limit
     target = shared_path(key)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -34,8 +90,10 @@ def publish(path: Path, key: str) -> None:
         try:
             os.link(path, tmp)
             os.replace(tmp, target)
+            tmp.unlink(missing_ok=True)  # rename() does nothing when both are links to one file already
         except OSError:
             tmp.unlink(missing_ok=True)
             atomic_write(target, lambda p: shutil.copyfile(path, p))
     except OSError:
-        pass
+        return []
+    return evict(target, limit)

@@ -1,0 +1,80 @@
+"""The shared feature cache stays under its cap: the least recently used files go first, a hit counts
+as a use, the file just published always stays, and a bad MODELZOO_FEATURE_CACHE_GB is one line
+before any feature is computed."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from modelzoo import featurecache
+from modelzoo.engine import Trainer
+from modelzoo.errors import ZooError
+from modelzoo.recipe import validate
+
+
+@pytest.fixture
+def cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("MODELZOO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("MODELZOO_FEATURE_CACHE_GB", raising=False)
+    return tmp_path
+
+
+def run_file(tmp_path, key: str, size: int, mtime: float):
+    """A run folder's feature file of ``size`` bytes, published under ``key`` and last used at ``mtime``."""
+    path = tmp_path / "runs" / key / "features.pt"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"x" * size)
+    assert featurecache.publish(path, key, limit=10**9) == []
+    os.utime(featurecache.shared_path(key), (mtime, mtime))
+    return path
+
+
+def test_publishing_past_the_cap_evicts_the_least_recently_used(cache):
+    for i, key in enumerate(["old", "mid", "new"]):
+        run_file(cache, key, 400, mtime=1000 + i)
+    featurecache.touch(featurecache.shared_path("old"))  # a hit: "old" is now the most recently used
+    newest = run_file(cache, "newest", 400, mtime=2e9)
+    removed = featurecache.publish(newest, "newest", limit=1000)
+    assert sorted(p.name for p in removed) == ["features-mid.pt", "features-new.pt"]
+    assert sorted(p.name for p in featurecache.shared_path("x").parent.iterdir()) == [
+        "features-newest.pt",
+        "features-old.pt",
+    ]
+    assert (cache / "runs" / "mid" / "features.pt").read_bytes() == b"x" * 400  # the run keeps its own link
+    # the file just published stays, even alone over the cap
+    assert featurecache.publish(newest, "newest", limit=10) == [featurecache.shared_path("old")]
+    assert featurecache.shared_path("newest").is_file()
+
+
+@pytest.mark.parametrize("value, expected", [("", 10 << 30), ("0.5", 1 << 29), ("0", 0)])
+def test_the_cap_comes_from_the_environment(cache, monkeypatch, value, expected):
+    monkeypatch.setenv("MODELZOO_FEATURE_CACHE_GB", value)
+    assert featurecache.limit_bytes() == expected
+
+
+@pytest.mark.parametrize("value", ["ten", "-1", "nan", "inf"])
+def test_a_bad_cap_stops_the_run_before_the_feature_pass(cache, monkeypatch, value):
+    from modelzoo.testing import write_color_images
+
+    write_color_images(cache / "data" / "train", 2, seed=0)
+    write_color_images(cache / "data" / "val", 1, seed=1)
+    recipe = validate(
+        {
+            "name": "tiny",
+            "device": "cpu",
+            "model": {"backbone": "timm:test_convnext", "pretrained": False, "head": "linear"},
+            "data": {"path": str(cache / "data"), "image_size": 16, "batch_size": 4},
+            "stages": [{"name": "head", "train": "head", "epochs": 1}],
+        }
+    )
+    trainer = Trainer(recipe, cache / "run", quiet=True)
+    trainer.setup()
+    monkeypatch.setenv("MODELZOO_FEATURE_CACHE_GB", value)
+    calls = []
+    monkeypatch.setattr("modelzoo.engine.compute_features", lambda *a, **k: calls.append(1) or torch.zeros(1))
+    with pytest.raises(ZooError, match=r"^MODELZOO_FEATURE_CACHE_GB='.*' is not a size in GB; set it to a number"):
+        trainer.cached_features(0)
+    assert calls == []
