@@ -33,11 +33,40 @@ def test_a_plugins_bug_is_reported_as_that_plugins(monkeypatch):
     assert line.startswith("a bug in zoo-fake (zoo_fake/task.py:4): TypeError: the JSON object must be str")
     assert line.endswith("rerun with MODELZOO_TRACEBACK=1 for the traceback and report it to zoo-fake")
     assert "\n" not in line
-    # code outside modelzoo and its plugins (here a library) is not blamed: the last owned frame is
+    # with no frame of modelzoo or a plugin (here a library's only), modelzoo takes the report
     unowned = raised_in("somelib.core", "/site-packages/somelib/core.py", "def run():\n    raise ValueError('x\\ny')\n")
     assert bugreport.describe_bug(unowned) == (
         "a bug in modelzoo: ValueError: x y; rerun with MODELZOO_TRACEBACK=1 for the traceback and report it to modelzoo"
     )
+
+
+def test_the_original_exception_and_a_workers_traceback_are_looked_through(monkeypatch):
+    """modelzoo re-raising a plugin's error ``from`` it, and torch's loader copying a worker's traceback
+    into the message: the plugin that broke is named either way."""
+    monkeypatch.setattr(bugreport, "_plugin_packages", lambda: {"modelzoo": "modelzoo", "zoo_fake": "zoo-fake"})
+    source = "def run():\n    try:\n        inner()\n    except KeyError as e:\n        raise RuntimeError('wrapped') from e\n"
+    plugin = raised_in("zoo_fake.data", "/x/zoo_fake/data.py", "def run():\n    {}['k']\n")
+    wrapper = types.ModuleType("modelzoo.fakeengine")
+    exec(compile(source, "/x/modelzoo/fakeengine.py", "exec"), wrapper.__dict__)
+    wrapper.inner = lambda: (_ for _ in ()).throw(plugin)
+    try:
+        wrapper.run()
+    except RuntimeError as exc:
+        assert bugreport.describe_bug(exc).startswith("a bug in zoo-fake (zoo_fake/data.py:2): RuntimeError: wrapped;")
+    copied = ValueError(
+        "Caught ValueError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+        '  File "/usr/lib/python3/site-packages/torch/utils/data/_utils/worker.py", line 349, in _worker_loop\n'
+        '  File "/home/me/venv/site-packages/zoo_fake/data.py", line 31, in __getitem__\nValueError: bad row'
+    )
+    assert bugreport.describe_bug(copied).startswith(
+        "a bug in zoo-fake (zoo_fake/data.py:31): ValueError: Caught ValueError in DataLoader worker process 0.;"
+    )
+
+
+@pytest.mark.parametrize("value, wanted", [("1", True), ("yes", True), ("0", False), ("false", False), ("", False)])
+def test_the_traceback_switch(monkeypatch, value, wanted):
+    monkeypatch.setenv("MODELZOO_TRACEBACK", value)
+    assert bugreport.traceback_wanted() is wanted
 
 
 def test_installed_plugins_are_known_by_their_distribution():
@@ -58,3 +87,7 @@ def test_zoo_prints_one_line_or_on_request_the_traceback(monkeypatch, capsys):
     monkeypatch.setenv("MODELZOO_TRACEBACK", "1")
     with pytest.raises(KeyError):
         main(["list"])
+    monkeypatch.delenv("MODELZOO_TRACEBACK")
+    monkeypatch.setattr(cli_mod, "build_parser", lambda command: broken(None))  # before any command runs
+    assert main(["list"]) == 1
+    assert capsys.readouterr().err.startswith("error: a bug in modelzoo (modelzoo/cli.py:")

@@ -49,14 +49,14 @@ def test_publishing_past_the_cap_evicts_the_least_recently_used(cache):
     assert featurecache.shared_path("newest").is_file()
 
 
-@pytest.mark.parametrize("value, expected", [("", 10 << 30), ("0.5", 1 << 29), ("0", 0)])
+@pytest.mark.parametrize("value, expected", [("", 10**10), ("0.5", 5 * 10**8), ("0", 0)])
 def test_the_cap_comes_from_the_environment(cache, monkeypatch, value, expected):
     monkeypatch.setenv("MODELZOO_FEATURE_CACHE_GB", value)
     assert featurecache.limit_bytes() == expected
 
 
-@pytest.mark.parametrize("value", ["ten", "-1", "nan", "inf"])
-def test_a_bad_cap_stops_the_run_before_the_feature_pass(cache, monkeypatch, value):
+@pytest.fixture
+def trainer(cache) -> Trainer:
     from modelzoo.testing import write_color_images
 
     write_color_images(cache / "data" / "train", 2, seed=0)
@@ -66,12 +66,37 @@ def test_a_bad_cap_stops_the_run_before_the_feature_pass(cache, monkeypatch, val
             "name": "tiny",
             "device": "cpu",
             "model": {"backbone": "timm:test_convnext", "pretrained": False, "head": "linear"},
-            "data": {"path": str(cache / "data"), "image_size": 16, "batch_size": 4},
+            "data": {"path": str(cache / "data"), "image_size": 32, "batch_size": 4},
             "stages": [{"name": "head", "train": "head", "epochs": 1}],
         }
     )
     trainer = Trainer(recipe, cache / "run", quiet=True)
     trainer.setup()
+    return trainer
+
+
+def test_a_run_that_reads_cached_features_marks_them_used(trainer):
+    first = trainer.cached_features(0)
+    shared = featurecache.shared_path(trainer.feature_key())
+    os.utime(shared, (1000, 1000))
+    again = trainer.cached_features(0)
+    torch.testing.assert_close(again, first)
+    assert shared.stat().st_mtime > 1000
+
+
+def test_temporary_files_of_a_killed_copy_are_removed(cache):
+    folder = featurecache.shared_path("x").parent
+    folder.mkdir(parents=True)
+    old, live = folder / ".features-a.pt.1.tmp", folder / ".features-b.pt.2.tmp"
+    for path in (old, live):
+        path.write_bytes(b"x")
+    os.utime(old, (1000, 1000))
+    run_file(cache, "new", 10, mtime=2e9)
+    assert not old.exists() and live.exists()
+
+
+@pytest.mark.parametrize("value", ["ten", "-1", "nan", "inf"])
+def test_a_bad_cap_stops_the_run_before_the_feature_pass(trainer, monkeypatch, value):
     monkeypatch.setenv("MODELZOO_FEATURE_CACHE_GB", value)
     calls = []
     monkeypatch.setattr("modelzoo.engine.compute_features", lambda *a, **k: calls.append(1) or torch.zeros(1))

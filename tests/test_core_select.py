@@ -284,3 +284,19 @@ def test_validation_with_more_seeds_averages_noise_over_every_pair(toy, monkeypa
     )
     with pytest.raises(ZooError, match="--seeds N needs N >= 2"):
         select_validate.validate_selection(sel, 2, toy["out"], seeds=1)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--validate", "2", "--seeds", "1"], "--seeds N needs N >= 2"),
+        (["--seeds", "3"], "--seeds N sets the fine-tunes per candidate of --validate K; add --validate K"),
+    ],
+)
+def test_a_bad_seeds_option_stops_before_the_selection(capsys, monkeypatch, extra, message):
+    from modelzoo import select as select_mod
+
+    monkeypatch.setattr(select_mod, "select", lambda *a, **k: pytest.fail("the selection ran"))
+    assert main(["select", "--data", "fashion-mnist", "--candidates", "test_convnext", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err

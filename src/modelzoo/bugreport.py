@@ -3,20 +3,23 @@
 Every failure a user can act on is a :class:`~modelzoo.errors.ZooError`. Anything else is a bug, in
 modelzoo or in a plugin, and the user's next step is to report it to the right people: so the line
 names the package whose code raised (the innermost frame in modelzoo or in a distribution that
-registers ``modelzoo`` plugins), the file and line, and ``MODELZOO_TRACEBACK=1``, which re-raises
-with the whole traceback for the report.
+registers ``modelzoo`` plugins, looking through chained exceptions and through the "Original
+Traceback" that torch's data loader copies from a worker process), the file and line, and
+``MODELZOO_TRACEBACK=1``, which re-raises with the whole traceback for the report.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from importlib import metadata
 
 TRACEBACK_ENV = "MODELZOO_TRACEBACK"
+_WORKER_FRAME = re.compile(r'File "([^"]+)", line (\d+)')
 
 
 def traceback_wanted() -> bool:
-    return os.environ.get(TRACEBACK_ENV, "").strip() not in ("", "0")
+    return os.environ.get(TRACEBACK_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
 def _plugin_packages() -> dict[str, str]:
@@ -31,23 +34,52 @@ def _plugin_packages() -> dict[str, str]:
     return owners
 
 
+def _text(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # a broken __str__ must not hide the bug being reported
+        return ""
+
+
+def _owned_frame(exc: BaseException, owners: dict[str, str]) -> tuple[str, str] | None:
+    """(owner, "package/file.py:line") of the innermost owned frame of this one exception."""
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        module = str(tb.tb_frame.f_globals.get("__name__", ""))
+        top = module.split(".")[0]
+        if top in owners:
+            filename = "__init__.py" if tb.tb_frame.f_code.co_filename.endswith("__init__.py") else ""
+            path = module.replace(".", "/") + ("/" + filename if filename else ".py")
+            found = (owners[top], f"{path}:{tb.tb_lineno}")
+        tb = tb.tb_next
+    for filename, line in _WORKER_FRAME.findall(_text(exc)):  # a worker's traceback, copied as text
+        parts = filename.replace("\\", "/").split("/")
+        tops = [i for i, part in enumerate(parts) if part in owners]
+        if tops:
+            i = tops[-1]
+            found = (owners[parts[i]], f"{'/'.join(parts[i:])}:{line}")
+    return found
+
+
 def describe_bug(exc: BaseException) -> str:
     """``a bug in zoo-detection (zoo_detection/task.py:88): TypeError: ...; ...`` on one line."""
     try:
         owners = _plugin_packages()
     except Exception:  # a broken environment must not hide the bug being reported
         owners = {"modelzoo": "modelzoo"}
+    chain, seen = [], set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:  # the exception, then what it was raised from
+        seen.add(id(link))
+        chain.append(link)
+        link = link.__cause__ or link.__context__
     owner, where = "modelzoo", ""
-    tb = exc.__traceback__
-    while tb is not None:
-        module = str(tb.tb_frame.f_globals.get("__name__", ""))
-        top = module.split(".")[0]
-        if top in owners:
-            path = tb.tb_frame.f_code.co_filename
-            parts = path.replace("\\", "/").split("/")
-            short = "/".join(parts[parts.index(top) :]) if top in parts else os.path.basename(path)
-            owner, where = owners[top], f" ({short}:{tb.tb_lineno})"
-        tb = tb.tb_next
-    detail = " ".join(str(exc).split())[:200]
+    for link in reversed(chain):  # the original exception first: its frames are where things broke
+        found = _owned_frame(link, owners)
+        if found:
+            owner, where = found[0], f" ({found[1]})"
+            break
+    detail = " ".join(_text(exc).split("Original Traceback")[0].split())[:200]
     what = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
     return f"a bug in {owner}{where}: {what}; rerun with {TRACEBACK_ENV}=1 for the traceback and report it to {owner}"

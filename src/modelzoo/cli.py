@@ -370,7 +370,18 @@ def _command(argv: Sequence[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     process = argv is None  # the zoo command itself, not a call from Python
-    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv), process)
+    except Exception as exc:  # a bug, ours or a plugin's: one line saying whose, the traceback on request
+        from .bugreport import describe_bug, traceback_wanted
+
+        if traceback_wanted():
+            raise
+        print(f"error: {describe_bug(exc)}", file=sys.stderr)
+        return 1
+
+
+def _main(argv: list[str], process: bool) -> int:
     try:
         parser = build_parser(_command(argv))
     except ZooError as exc:
@@ -396,13 +407,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # a bug, ours or a plugin's: one line saying whose, the traceback on request
-        from .bugreport import describe_bug, traceback_wanted
-
-        if traceback_wanted():
-            raise
-        print(f"error: {describe_bug(exc)}", file=sys.stderr)
-        return 1
 
 
 def _exit_now(code: int) -> None:

@@ -51,6 +51,11 @@ def cmd_select(args: argparse.Namespace) -> int:
     from .select_report import format_selection, format_validation, selection_record, write_outputs
 
     budget = parse_duration(args.budget) if args.budget else None
+    if args.seeds is not None and not args.validate:
+        raise ZooError("--seeds N sets the fine-tunes per candidate of --validate K; add --validate K, or drop --seeds")
+    seeds = 2 if args.seeds is None else args.seeds
+    if seeds < 2:  # before the selection: it may take minutes
+        raise ZooError("--seeds N needs N >= 2: seed-to-seed noise is what the ranking is judged against")
     first = next((c for c in args.candidates if not re.search(r"[*?\[]", c)), None)
     if first is None and args.recipe is None:
         from .catalog import catalog
@@ -76,7 +81,7 @@ def cmd_select(args: argparse.Namespace) -> int:
     if args.validate:
         from .select_validate import validate_selection
 
-        validation = validate_selection(sel, args.validate, out, seeds=args.seeds, log=log)
+        validation = validate_selection(sel, args.validate, out, seeds=seeds, log=log)
         record["validation"] = validation
         from .fsutil import atomic_write_text
 
@@ -138,9 +143,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--validate", type=int, metavar="K", help="also fine-tune the top K (and the reference) with --seeds seeds each"
     )
-    p.add_argument(
-        "--seeds", type=int, default=2, metavar="N", help="seeds per --validate fine-tune (default 2; at least 2)"
-    )
+    p.add_argument("--seeds", type=int, metavar="N", help="seeds per --validate fine-tune (default 2; at least 2)")
     p.add_argument("--out", help="output folder (default runs/select-<dataset>-<time>)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--json", action="store_true", help="print selection.json instead of tables")

@@ -439,6 +439,8 @@ class Trainer:
                 d = torch.load(found, map_location="cpu", weights_only=True)
                 if isinstance(d, dict) and d.get("key") == key:
                     return d
+            except FileNotFoundError:  # evicted from the shared cache by another run meanwhile
+                continue
             except Exception as exc:
                 self.log(f"warning: ignoring unreadable feature cache {found} ({type(exc).__name__}); recomputing")
         return None

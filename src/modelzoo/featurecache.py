@@ -8,15 +8,17 @@ and the fine-tune of the candidate it picks starts from them. A key that differs
 different file, so nothing stale is ever read. Files are hard links where the file system allows
 (no second copy on disk); deleting the folder only costs the time to recompute.
 
-The folder is capped (``MODELZOO_FEATURE_CACHE_GB``, default 10): each publish removes the least
-recently used files beyond the cap (a hit counts as a use). A run folder keeps its own link to its
-features, so eviction never takes them from a run that is resuming.
+The folder is capped (``MODELZOO_FEATURE_CACHE_GB``, default 10 GB): each publish removes the least
+recently used files beyond the cap (a hit counts as a use), and temporary files a killed copy left.
+A run folder keeps its own link to its features, so eviction never takes them from a run that is
+resuming (and the disk space they take is freed when that run folder is deleted).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 from .errors import ZooError
@@ -25,6 +27,7 @@ from .paths import cache_dir
 
 LIMIT_ENV = "MODELZOO_FEATURE_CACHE_GB"
 DEFAULT_LIMIT_GB = 10.0
+STALE_TMP_SECONDS = 3600
 
 
 def limit_bytes() -> int:
@@ -36,7 +39,7 @@ def limit_bytes() -> int:
         gb = -1.0
     if not gb >= 0 or gb == float("inf"):
         raise ZooError(f"{LIMIT_ENV}={raw!r:.40} is not a size in GB; set it to a number such as 10, or unset it")
-    return int(gb * (1 << 30))
+    return int(gb * 1e9)
 
 
 def touch(path: Path) -> None:
@@ -50,6 +53,12 @@ def touch(path: Path) -> None:
 def evict(keep: Path, limit: int) -> list[Path]:
     """Remove the least recently used feature files until the folder holds at most ``limit`` bytes;
     ``keep`` (the file just published) stays whatever its size. Returns what was removed."""
+    for tmp in keep.parent.glob(".features-*.tmp"):  # a copy killed midway; a live one is seconds old
+        try:
+            if time.time() - tmp.stat().st_mtime > STALE_TMP_SECONDS:
+                tmp.unlink()
+        except OSError:
+            pass
     files = []
     for path in keep.parent.glob("features-*.pt"):
         try:

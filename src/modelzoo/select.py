@@ -471,6 +471,9 @@ def select(
         raise ZooError("--draws must be >= 1")
     if budget_seconds is not None and budget_seconds <= 0:
         raise ZooError("--budget must be a positive duration, e.g. 90s, 5m or 1h")
+    from .featurecache import limit_bytes
+
+    limit_bytes()  # a bad MODELZOO_FEATURE_CACHE_GB stops here, before any candidate is set up
     start = time.perf_counter()
     check_task_supports_select(base.task)
     cands, skipped = resolve_candidates(candidates, base.task, prior_key)

@@ -91,6 +91,24 @@ def _size(n: int) -> str:
     return f"{n} bytes" if n < 1024 else f"{n / 1024:.0f} KiB" if n < 1 << 20 else f"{n / (1 << 20):.0f} MiB"
 
 
+def _expand(packed: bytes, kind: str, path: Path) -> bytes:
+    """The decompressed bytes, read 1 MiB at a time so that a bomb stops at the limit (one big read
+    would allocate the whole limit up front)."""
+    limit = max(EXPANSION_FLOOR, EXPANSION_RATIO * len(packed))
+    chunks, total = [], 0
+    source = io.BytesIO(packed)
+    with gzip.GzipFile(fileobj=source) if kind == "gzip" else bz2.BZ2File(source) as stream:
+        while chunk := stream.read(1 << 20):
+            total += len(chunk)
+            if total > limit:
+                raise ZooError(
+                    f"{path} expands to over {limit >> 20} MiB from {_size(len(packed))}"
+                    f" (more than {EXPANSION_RATIO}x): a decompression bomb, or not text; give the plain file"
+                )
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _open_text(path: Path):
     """Text handle for plain, ``.gz`` or ``.bz2`` files (UTF-8, BOM tolerated)."""
     try:
@@ -100,15 +118,7 @@ def _open_text(path: Path):
     kind = {".gz": "gzip", ".bz2": "bzip2"}.get(path.suffix.lower())
     try:
         if kind is not None:
-            limit = max(EXPANSION_FLOOR, EXPANSION_RATIO * len(raw))
-            packed = io.BytesIO(raw)
-            with gzip.GzipFile(fileobj=packed) if kind == "gzip" else bz2.BZ2File(packed) as stream:
-                raw = stream.read(limit + 1)
-            if len(raw) > limit:
-                raise ZooError(
-                    f"{path} expands to over {limit >> 20} MiB from {_size(path.stat().st_size)}"
-                    f" (more than {EXPANSION_RATIO}x): a decompression bomb, or not text; give the plain file"
-                )
+            raw = _expand(raw, kind, path)
     except (OSError, EOFError, ValueError, zlib.error) as exc:  # not an archive, cut short, or corrupt
         detail = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
         raise ZooError(
