@@ -86,12 +86,12 @@ def print_table(record: dict, cold_wall: float, warm_wall: float, warm_seconds: 
             f" {prior:>6} {acc + f' ({per_seed})':>30} {sum(row['seconds']) / len(row['seconds']):6.0f}"
         )
     print()
-    print(f"{'ranking by':<22} {'weighted tau':>12} {'per seed':>14} {'top-1 regret':>12} {'per seed':>12}  pick")
+    print(f"{'ranking by':<22} {'weighted tau':>12} {'per seed':>22} {'top-1 regret (± s.e.)':>21}  pick")
     for key, label in (("combined", "combined score"), ("prior", "ImageNet top-1 prior")):
         q = v[key]
         per_tau = "/".join(f"{t:.2f}" for t in q["tau_per_seed"])
-        per_reg = "/".join(f"{100 * r:.2f}" for r in q["regret_per_seed"])
-        print(f"{label:<22} {q['tau']:12.2f} {per_tau:>14} {100 * q['regret']:9.2f} pt {per_reg:>12}  {q['pick']}")
+        reg = f"{100 * q['regret']:.2f} ± {100 * q['regret_se']:.2f} pt"
+        print(f"{label:<22} {q['tau']:12.2f} {per_tau:>22} {reg:>21}  {q['pick']}")
     noise = v["seed_noise"]
     print(
         f"seed-to-seed noise of the fine-tunes: mean spread {100 * noise['mean_spread']:.2f} pt,"

@@ -279,6 +279,11 @@ def test_validation_with_more_seeds_averages_noise_over_every_pair(toy, monkeypa
     result = select_validate.validate_selection(sel, 2, toy["out"], seeds=3)
     assert result["seeds"] == [sel.base.seed + s for s in range(3)]
     assert result["seed_noise"]["tau_between_seeds"] == pytest.approx(-1 / 3)
+    assert result["prior"]["pick"] == "test_efficientnet.toy" and result["prior"]["regret_se"] == 0.0
+    # picking the worse one: the regret paired by seed is 0.4, 0.2, -0.1, so its standard error is
+    paired = [0.9 - 0.5, 0.8 - 0.6, 0.5 - 0.6]
+    quality = select_validate._ranking_quality([0.0, 1.0], [0.7333, 0.5667], [[0.9, 0.5], [0.8, 0.6], [0.5, 0.6]])
+    assert quality["regret_se"] == pytest.approx(statistics.stdev(paired) / 3**0.5)
     assert result["seed_noise"]["mean_std"] == pytest.approx(
         (statistics.stdev(truth["test_efficientnet"]) + statistics.stdev(truth["test_convnext"])) / 2
     )

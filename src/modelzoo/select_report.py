@@ -308,7 +308,7 @@ def format_validation(result: dict[str, Any], record: dict[str, Any]) -> str:
         per_regret = ", ".join(f"{r:.4f}" for r in q["regret_per_seed"])
         lines.append(
             f"{label:<24} weighted tau {q['tau']:.2f} (per seed {per_tau});"
-            f" top-1 regret {q['regret']:.4f} {metric} (per seed {per_regret}); pick {q['pick']}"
+            f" top-1 regret {q['regret']:.4f} ± {q['regret_se']:.4f} {metric} (per seed {per_regret}); pick {q['pick']}"
         )
     noise = result.get("seed_noise")
     if noise:

@@ -47,11 +47,16 @@ def _finetune(recipe, out: Path, metric: str, ledger: Path) -> tuple[float, floa
 def _ranking_quality(score: list[float], truth: list[float], truths: list[list[float]]) -> dict[str, Any]:
     """tau and regret of ``score`` (higher = predicted better) against the mean and each seed's truth."""
     pick = max(range(len(score)), key=lambda i: score[i])
+    best = max(range(len(truth)), key=lambda i: truth[i])
+    # the regret paired by seed (every candidate is fine-tuned with the same seeds, and a seed moves them
+    # all alike): its standard error says whether the pick is really behind the best, or only by chance
+    paired = [t[best] - t[pick] for t in truths]
     return {
         "tau": weighted_tau(score, truth),
         "tau_per_seed": [weighted_tau(score, t) for t in truths],
         "pick": pick,
         "regret": regret(pick, truth),
+        "regret_se": statistics.stdev(paired) / math.sqrt(len(paired)) if len(paired) >= 2 else math.nan,
         "regret_per_seed": [regret(pick, t) for t in truths],
     }
 
