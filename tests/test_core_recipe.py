@@ -70,6 +70,15 @@ def test_overrides_reach_nested_and_list_fields():
         load_recipe(DEFAULT, ["stages"])
 
 
+def test_data_seed_defaults_to_seed_and_is_checked():
+    assert load_recipe(DEFAULT, ["seed=7"]).seed_for_data == 7
+    recipe = load_recipe(DEFAULT, ["seed=7", "data_seed=3"])
+    assert (recipe.seed, recipe.data_seed, recipe.seed_for_data) == (7, 3, 3)
+    assert "data_seed" not in load_recipe(DEFAULT).to_dict()  # absent unless set: old run folders resume
+    with pytest.raises(RecipeError, match="data_seed: -1 must be a whole number >= 0"):
+        load_recipe(DEFAULT, ["data_seed=-1"])
+
+
 def test_default_recipe_round_trips_through_toml(tmp_path):
     recipe = load_recipe(DEFAULT)
     path = tmp_path / "r.toml"

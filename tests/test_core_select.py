@@ -273,6 +273,8 @@ def test_validation_with_more_seeds_averages_noise_over_every_pair(toy, monkeypa
     truth = {"test_efficientnet": (0.9, 0.8, 0.5), "test_convnext": (0.5, 0.6, 0.6)}
 
     def fake(recipe, out, metric, ledger):
+        assert recipe.data_seed == sel.base.seed_for_data  # only the training seed varies
+        assert out.name.endswith(f"-d{sel.base.seed_for_data}-s{recipe.seed}")
         return truth[recipe.model.backbone.split(":")[-1]][recipe.seed - sel.base.seed], 1.0
 
     monkeypatch.setattr(select_validate, "_finetune", fake)

@@ -133,6 +133,27 @@ def test_feature_cache_equals_recomputed_features(trainer):
     assert ys.tolist() == trainer.task.loaded.val.targets
 
 
+def test_data_seed_holds_the_data_while_seed_varies(folder, tmp_path):
+    """Subsets are drawn with data_seed (default: seed): two training seeds with one data_seed load
+    the same examples, and the feature cache key follows the data, not the training seed."""
+
+    def trainers(**top):
+        out = []
+        for seed in (0, 1):
+            raw = recipe_dict(folder)
+            raw["data"]["train_limit"] = 18
+            t = Trainer(validate({**raw, "seed": seed, **top}), tmp_path / f"r{seed}", quiet=True)
+            t.setup()
+            out.append(t)
+        out[1].model.backbone.load_state_dict(out[0].model.backbone.state_dict())  # same weights: only data differs
+        return out
+
+    a, b = trainers(data_seed=5)
+    assert a.task.loaded.train.paths == b.task.loaded.train.paths and a.feature_key() == b.feature_key()
+    a, b = trainers()
+    assert a.task.loaded.train.paths != b.task.loaded.train.paths and a.feature_key() != b.feature_key()
+
+
 def test_finetune_writes_complete_run_folder_and_learns(folder, tmp_path):
     run = finetune(validate(recipe_dict(folder)), out=tmp_path / "run", quiet=True)
     for f in (

@@ -377,7 +377,7 @@ class Trainer:
 
     def feature_key(self) -> str:
         """What makes cached features valid: the backbone's weights right now, its preprocessing,
-        the recipe's data and seed, and what the task loaded. A cache under any other key is ignored."""
+        the recipe's data and the seed that drew it, and what the task loaded. A cache under any other key is ignored."""
         import hashlib
 
         digest = hashlib.sha256()
@@ -390,7 +390,7 @@ class Trainer:
             "backbone": self.model.config["backbone"],
             "preprocess": self.model.config.get("preprocess"),
             "data": self.recipe.to_dict()["data"],
-            "seed": self.recipe.seed,
+            "seed": self.recipe.seed_for_data,  # what drew the data; the weights are hashed above
             "data_info": info,
             "labels": self.task.labels,
         }

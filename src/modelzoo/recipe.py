@@ -74,6 +74,10 @@ class Recipe:
     task: str = ""
     description: str = ""
     seed: int = 0
+    #: the seed that draws the data's subsets and splits (``data.train_limit``, a carved validation
+    #: split); default: ``seed``. ``zoo select --validate`` holds it while ``seed`` varies, so every
+    #: fine-tune it compares trains and is measured on the same examples
+    data_seed: int | None = None
     device: str = "auto"
     compile: bool = False
     amp: bool = True
@@ -82,6 +86,11 @@ class Recipe:
 
     #: valid but doubtful settings, said before the run starts (not part of the recipe's data)
     warnings: list[str] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def seed_for_data(self) -> int:
+        """The seed a task draws data subsets and splits with: ``data_seed``, else ``seed``."""
+        return self.seed if self.data_seed is None else self.data_seed
 
     def to_dict(self) -> dict[str, Any]:
         data = _drop_none(asdict(self))
@@ -263,6 +272,7 @@ _TOP = {
     "task": "str",
     "description": "str",
     "seed": "int",
+    "data_seed": "int | None",
     "device": "str",
     "compile": "bool",
     "amp": "bool",
@@ -440,6 +450,8 @@ def _check_values(r: Recipe) -> None:
         raise RecipeError("optimizer.layer_decay: must be in (0, 1]; 1 means the same lr for every layer")
     if not 0 <= r.seed < 2**63:
         raise RecipeError(f"seed: {r.seed} must be a whole number >= 0")
+    if r.data_seed is not None and not 0 <= r.data_seed < 2**63:
+        raise RecipeError(f"data_seed: {r.data_seed} must be a whole number >= 0 (or leave it out to use seed)")
     for i, s in enumerate(r.stages):
         where = f"stages.{i}"
         if s.epochs <= 0 or s.epochs > 100_000:

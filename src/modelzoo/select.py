@@ -189,8 +189,8 @@ def candidate_recipe(base: Recipe, cand: Candidate, seed: int | None = None, nam
     if not same:
         model.pop("backbone_options", None)
     raw.update(model=model, reference={})
-    if seed is not None:
-        raw["seed"] = seed
+    if seed is not None:  # another training seed; the data stays the one the candidates were scored on
+        raw["seed"], raw["data_seed"] = seed, base.seed_for_data
     if name is not None:
         raw["name"] = name
     try:

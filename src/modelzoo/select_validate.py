@@ -1,12 +1,15 @@
 """``zoo select --validate K``: does the ranking hold up against real fine-tunes?
 
 Fine-tunes the top K candidates (and the random-init reference) with the selection's own recipe
-and two seeds each (``--seeds N`` for more), then measures how well the combined score, and the published prior beside it,
-predicted the fine-tuned metric: weighted Kendall tau (agreement at the top counts most), top-1
-regret (how far the pick is from the best fine-tune), and the seed-to-seed noise of the fine-tunes
-themselves, which bounds what any ranking can achieve. Each figure is also given per seed, so the
-reader sees how much of it is noise. Finished run folders are reused, so an interrupted validation
-resumes where it stopped.
+and two seeds each (``--seeds N`` for more), then measures how well the combined score, and the
+published prior beside it, predicted the fine-tuned metric: weighted Kendall tau (agreement at the
+top counts most), top-1 regret (how far the pick is from the best fine-tune, with its standard error
+paired by seed), and the seed-to-seed noise of the fine-tunes themselves, which bounds what any
+ranking can achieve. Only the training seed varies: ``data_seed`` stays the selection's, so every
+fine-tune trains and is measured on the examples the candidates were scored on (as the user's own
+fine-tune will be), and the seeds share one feature pass per candidate. Each figure is also given per
+seed, so the reader sees how much of it is noise. Finished run folders are reused, so an interrupted
+validation resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -83,7 +86,8 @@ def validate_selection(
     for cand in picks:
         for seed in seed_list:
             done += 1
-            name = _slug(f"{sel.dataset}-{cand.arch}-{'scratch' if cand.reference else cand.pretrained}-s{seed}")
+            weights = "scratch" if cand.reference else cand.pretrained
+            name = _slug(f"{sel.dataset}-{cand.arch}-{weights}-d{sel.base.seed_for_data}-s{seed}")
             log(f"[validate {done}/{total}] fine-tuning {cand.label} with seed {seed}")
             recipe = candidate_recipe(sel.base, cand, seed=seed, name=name)
             value, secs = _finetune(recipe, out / "validate" / name, sel.metric, out / "validate" / "runs.json")

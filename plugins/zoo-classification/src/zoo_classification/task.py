@@ -68,7 +68,7 @@ class ImageClassification(ClassificationTask):
 
     # -- data ---------------------------------------------------------------------------------------
     def load_data(self) -> None:
-        self.loaded = load_image_data(self.data, self.recipe.seed, self.registered_dataset, self.track)
+        self.loaded = load_image_data(self.data, self.recipe.seed_for_data, self.registered_dataset, self.track)
         if len(self.loaded.labels) < 2:
             raise ZooError(
                 f"image classification needs at least 2 classes; the data has {self.loaded.labels} (a model with one"

@@ -121,7 +121,7 @@ class ObjectDetection(Task):
 
     # -- data ---------------------------------------------------------------------------------------
     def load_data(self) -> None:
-        self._use(load_detection_data(self.data, self.recipe.seed, self.registered_dataset))
+        self._use(load_detection_data(self.data, self.recipe.seed_for_data, self.registered_dataset))
 
     def load_eval_data(self, path: str, model: TaskModel) -> None:
         """``zoo eval RUN --data PATH``: a COCO JSON (images in data.images_dir, ``images/`` next to it, or

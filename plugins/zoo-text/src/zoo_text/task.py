@@ -98,7 +98,7 @@ class TextClassification(ClassificationTask):
 
     # -- data ---------------------------------------------------------------------------------------
     def load_data(self) -> None:
-        self.corpus = load_text_data(self.data, self.recipe.seed, self.registered_dataset)
+        self.corpus = load_text_data(self.data, self.recipe.seed_for_data, self.registered_dataset)
         self.labels, self.dataset_name, self.data_info = self.corpus.labels, self.corpus.name, self.corpus.info
 
     def load_eval_data(self, path: str, model: TaskModel) -> None:
