@@ -3,7 +3,8 @@
 Runs ``zoo select --validate N`` on the packaged Fashion-MNIST subset (the default recipe's data,
 schedule and seed: ``zoo/effnet-lite0-fashion-mnist.toml``) with the packaged ImageNet backbones,
 EfficientNet-Lite0/1/2 and MobileNetV2, plus the random-init reference of the top candidate. Every
-candidate is then fine-tuned with that recipe and two seeds (``--seeds N`` for more), and the table compares, per candidate,
+candidate is then fine-tuned with that recipe and two training seeds (``--seeds N`` for more; the
+data subsets stay the recipe's), and the table compares, per candidate,
 the combined score and its parts (linear probe, kNN, LogME) and the ImageNet prior with the fine-tuned
 accuracy; then weighted Kendall tau, top-1 regret and seed-to-seed noise for the combined score and
 for the prior, and the selection's seconds against the fine-tunes' seconds.
@@ -14,8 +15,8 @@ MobileNetV2 is timm's ``mobilenetv2_100`` with torchvision's ImageNet weights (t
 ``torchvision:mobilenet_v2.imagenet1k_v1``): timm groups its layers like the EfficientNets, so the
 recipe's ``train = "last:3"`` unfreezes a comparable share of each network.
 
-    python bench/select_validation.py --out /tmp/selbench     # ten fine-tunes: ~25 min on 2 idle CPU cores
-    python bench/select_validation.py --seeds 4 --out /tmp/selbench   # twenty: the ten above are reused
+    python bench/select_validation.py --out /tmp/selbench     # ten fine-tunes
+    python bench/select_validation.py --seeds 4 --out /tmp/selbench   # twenty (30 min on 2 idle cores); the ten above are reused
     python bench/select_validation.py --set data.train_limit=1000 --set data.val_limit=500   # quicker
 
 Finished fine-tunes are recorded under ``--out``, so an interrupted bench resumes where it stopped.

@@ -63,7 +63,7 @@ def _owned_frame(exc: BaseException, owners: dict[str, str]) -> tuple[str, str] 
 
 
 def describe_bug(exc: BaseException) -> str:
-    """``a bug in zoo-detection (zoo_detection/task.py:88): TypeError: ...; ...`` on one line."""
+    """``a bug in DISTRIBUTION (package/file.py:LINE): TYPE: MESSAGE; ...`` on one line."""
     try:
         owners = _plugin_packages()
     except Exception:  # a broken environment must not hide the bug being reported

@@ -719,7 +719,7 @@ def test_zoo_eval_prints_the_per_class_ap_table(real_catalog, tiny_run, capsys):
 def test_eval_batch_outputs_are_picklable_and_order_independent(real_catalog, tiny_run):
     model = modelzoo.load(tiny_run.path)
     data = tiny_recipe(tiny_run.data)["data"]
-    task = _task(SimpleNamespace(seed=0, data=DetectionDataConfig(**{**data, "augment": "none"})))
+    task = _task(SimpleNamespace(seed=0, seed_for_data=0, data=DetectionDataConfig(**{**data, "augment": "none"})))
     task.load_data()
     task.prepare(model)
     loader = DataLoader(task.dataset("val"), batch_size=1, collate_fn=task.collate)
