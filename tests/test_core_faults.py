@@ -205,6 +205,9 @@ def _popen(args, env):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # a suite started in the background by a non-interactive shell (`pytest &`) ignores SIGINT, and a
+        # child inherits that: Python then installs no Ctrl-C handler and the run ignores the signal
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
@@ -220,9 +223,10 @@ def test_ctrl_c_and_sigterm_stop_cleanly_and_resume_exactly(data, tmp_path, sig)
     deadline = time.time() + 240
     while time.time() < deadline and not ((run / "metrics.jsonl").exists() and len(run_rows(run)) >= 4):
         time.sleep(0.02)
+    rows_at_signal = len(run_rows(run)) if (run / "metrics.jsonl").exists() else 0
     proc.send_signal(sig)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, f"rows at the signal: {rows_at_signal}; stdout: {out!r}; stderr: {err!r}"
     assert (
         err.strip().splitlines()[-1]
         == f"error: interrupted; {run} keeps its last checkpoint: continue with zoo finetune --resume {run}"
