@@ -49,8 +49,8 @@ def _owned_frame(exc: BaseException, owners: dict[str, str]) -> tuple[str, str] 
         module = str(tb.tb_frame.f_globals.get("__name__", ""))
         top = module.split(".")[0]
         if top in owners:
-            filename = "__init__.py" if tb.tb_frame.f_code.co_filename.endswith("__init__.py") else ""
-            path = module.replace(".", "/") + ("/" + filename if filename else ".py")
+            package = tb.tb_frame.f_code.co_filename.endswith("__init__.py")
+            path = module.replace(".", "/") + ("/__init__.py" if package else ".py")
             found = (owners[top], f"{path}:{tb.tb_lineno}")
         tb = tb.tb_next
     for filename, line in _WORKER_FRAME.findall(_text(exc)):  # a worker's traceback, copied as text

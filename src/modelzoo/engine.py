@@ -427,7 +427,7 @@ class Trainer:
             if evicted:
                 self.log(
                     f"feature cache: removed {len(evicted)} least recently used file(s) to stay under"
-                    f" {limit / (1 << 30):g} GB (MODELZOO_FEATURE_CACHE_GB)"
+                    f" {limit / 1e9:g} GB (MODELZOO_FEATURE_CACHE_GB)"
                 )
         return d["train"], d["train_y"], d["val"], d["val_y"]
 

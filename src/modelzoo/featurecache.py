@@ -87,11 +87,11 @@ def shared_path(key: str) -> Path:
     return cache_dir() / "features" / f"features-{key}.pt"
 
 
-def publish(path: Path, key: str, limit: int | None = None) -> list[Path]:
+def publish(path: Path, key: str, limit: int) -> list[Path]:
     """Make the run folder's feature file ``path`` findable by ``key`` (replacing an unreadable file of
-    that name, which the engine just recomputed), then keep the folder under ``limit`` bytes (default:
-    :func:`limit_bytes`); returns the files evicted. An unwritable cache only costs speed."""
-    limit = limit_bytes() if limit is None else limit
+    that name, which the engine just recomputed), then keep the folder under ``limit`` bytes
+    (:func:`limit_bytes`, read before the feature pass); returns the files evicted. An unwritable
+    cache only costs speed."""
     target = shared_path(key)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
