@@ -132,10 +132,12 @@ def test_select_ranks_writes_outputs_and_its_recipe_finetunes_on_the_cached_feat
     record = json.loads((toy["out"] / "selection.json").read_text())
     names = [c["name"] for c in record["candidates"]]
     assert sorted(names) == ["test_convnext.toy", "test_efficientnet.toy"]
-    assert record["scores"] == ["probe", "knn", "logme"]
+    assert record["scores"] == ["probe", "knn", "logme"] and record["ranked_by"] == record["scores"]
     assert record["examples"] == {"train": 36, "per_draw": 18, "draws": 3}
     for c in record["candidates"]:
-        assert set(c["scores"]) == {"probe", "knn", "logme"} and c["gmacs"] > 0 and c["params"] > 0
+        # test_convnext's last group is a module of its own, so it also has entry_* scores; they do not vote
+        # because test_efficientnet has none (only the scores every candidate has are ranked)
+        assert set(c["scores"]) >= {"probe", "knn", "logme"} and c["gmacs"] > 0 and c["params"] > 0
         assert c["prior"] in (70.0, 60.0) and c["prior_rank"] == (1 if c["prior"] == 70.0 else 2)
     assert sum(c["p_rank1"] for c in record["candidates"]) == pytest.approx(1.0)
     assert [c["rank"] for c in record["candidates"]] == [1, 2] and record["winner"] == names[0]
@@ -170,6 +172,41 @@ def test_a_second_selection_computes_no_features_and_no_scores(toy, monkeypatch)
     assert [{k: v for k, v in c.items() if k not in strip} for c in second["candidates"]] == [
         {k: v for k, v in c.items() if k not in strip} for c in first["candidates"]
     ]
+
+
+def test_entry_features_are_scored_cached_and_recomputed_without_a_full_pass(toy, monkeypatch):
+    """A recipe that trains the last two groups: every candidate also gets the scores of the features
+    entering them (``entry_*``); a second run reads them back; with only their file gone, a pass that
+    stops at the entry recomputes them (no full feature pass) and the scores come out the same."""
+    from zoo_classification.classify import ClassificationTask
+
+    from modelzoo.featurecache import shared_path
+
+    assert run_select(toy, "--set", "stages.1.train=last:2") == 0
+    first = json.loads((toy["out"] / "selection.json").read_text())
+    assert first["scores"] == ["probe", "knn", "logme", "entry_probe", "entry_knn", "entry_logme"]
+    assert first["ranked_by"] == ["entry_probe", "entry_knn", "entry_logme"]  # every candidate has them
+    assert [c["mean_rank"] for c in first["candidates"]] == sorted(
+        sum(ranking.ranks([o["scores"][n] for o in first["candidates"]])[i] for n in first["ranked_by"]) / 3
+        for i in range(2)
+    )
+    for c in first["candidates"]:
+        assert 0 < c["scores"]["entry_probe"] <= 1 and c["scores"]["entry_logme"] != c["scores"]["logme"]
+    features = count_calls(monkeypatch, __import__("modelzoo.engine").engine, "compute_features")
+    scores = count_calls(monkeypatch, ClassificationTask, "transfer_scores")
+    assert run_select(toy, "--set", "stages.1.train=last:2") == 0
+    assert features == [] and scores == []
+    saved = {}
+    for c in first["candidates"]:
+        (entry,) = shared_path(c["feature_key"]).parent.glob(f"features-{c['feature_key']}-entry-*.pt")
+        saved[entry] = torch.load(entry, weights_only=True)["train"]
+        entry.unlink()
+    assert run_select(toy, "--set", "stages.1.train=last:2") == 0
+    for entry, feats in saved.items():  # the stopping pass gave the very features the full pass captured
+        assert torch.equal(torch.load(entry, weights_only=True)["train"], feats)
+    third = json.loads((toy["out"] / "selection.json").read_text())
+    assert features == [] and scores == [], "scores are cached by the subsample, the features were not rerun"
+    assert [c["scores"] for c in third["candidates"]] == [c["scores"] for c in first["candidates"]]
 
 
 def test_the_budget_skips_and_names_what_does_not_fit(toy, capsys):
@@ -261,6 +298,15 @@ def test_validation_reports_tau_regret_and_noise(toy, monkeypatch):
     assert result["prior"]["tau"] == pytest.approx(1.0)
     assert result["seed_noise"]["mean_spread"] == pytest.approx(0.1)
     assert result["combined"]["tau"] == pytest.approx(1.0 if sel.winner.candidate.arch == "test_efficientnet" else -1.0)
+    # each score judged alone, against the same truth
+    assert list(result["per_score"]) == sel.score_names
+    for name, q in result["per_score"].items():
+        better = [item.scores[name] for item in sel.ranked]
+        expected = 1.0 if better[0] > better[1] else -1.0 if better[0] < better[1] else None
+        if sel.ranked[0].candidate.arch != "test_efficientnet" and expected is not None:
+            expected = -expected
+        if expected is not None:
+            assert q["tau"] == pytest.approx(expected), name
     validate(load_recipe(toy["recipe"]).to_dict())  # untouched
     assert Path(toy["recipe"]).is_file()
 

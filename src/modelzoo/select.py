@@ -10,7 +10,9 @@ score and no target, only that every score is higher-is-better. Each score is av
 draws, and P(rank 1) is the share of draws on which a candidate comes first: how much the pick
 depends on which examples happened to be drawn.
 
-Candidates are ranked by their mean rank over the scores (:mod:`.ranking` says why), beside the
+Where the recipe fine-tunes only its last layer groups, the features entering the first trained
+group are scored as well (:mod:`.entry_features`), and those scores rank (:func:`voting_scores`).
+Candidates are ranked by their mean rank over the voting scores (:mod:`.ranking` says why), beside the
 ranking by a published prior (ImageNet top-1 where plugins record it), because a static prior is
 what an estimator has to beat. The top candidate's random-init twin, scored the same way, says what
 pretraining is worth on this data. The budget bounds the wall time: each candidate's extraction cost
@@ -31,6 +33,7 @@ from typing import Any
 
 import torch
 
+from .entry_features import Entry, capture, entry_point, forward_until, stack
 from .errors import RecipeError, ZooError
 from .recipe import Recipe, validate
 
@@ -44,6 +47,8 @@ DEFAULT_STAGES = [
 #: examples a recipe built from ``--data`` alone trains and validates on
 DEFAULT_LIMITS = {"train_limit": 3000, "val_limit": 1000}
 SCORES_FORMAT = 1
+#: the names of the entry features' scores (:mod:`.entry_features`) start with this
+ENTRY_PREFIX = "entry_"
 _WILDCARD = re.compile(r"[*?\[]")
 
 
@@ -91,6 +96,9 @@ class Scored:
     #: the mean of each score over the draws, and each draw's scores
     scores: dict[str, float] = field(default_factory=dict)
     draws: list[dict[str, float]] = field(default_factory=list)
+    #: the train features entering the first group the recipe trains (:mod:`.entry_features`), if any
+    entry_feats: torch.Tensor | None = field(default=None, repr=False)
+    entry_group: str | None = None
 
 
 @dataclass
@@ -107,6 +115,8 @@ class Selection:
     samples: int
     draws: int
     ranked: list[Scored]
+    #: the scores whose mean rank orders the candidates (:func:`voting_scores`)
+    ranked_by: list[str]
     mean_ranks: list[float]
     p_rank1: list[float]
     reference: Scored | None
@@ -121,7 +131,10 @@ class Selection:
 
     @property
     def score_names(self) -> list[str]:
-        return list(self.ranked[0].scores) if self.ranked else []
+        """The scores every ranked candidate has (a candidate may lack the entry features' ones)."""
+        if not self.ranked:
+            return []
+        return [k for k in self.ranked[0].scores if all(k in item.scores for item in self.ranked)]
 
 
 # -- the base recipe and one recipe per candidate ---------------------------------------------------
@@ -338,7 +351,14 @@ def extract(
             )
         log(f"  {cand.label}: features of {total} examples, ~{_dur(estimate)}")
     start = time.perf_counter()
-    feats, targets, _, _ = trainer.cached_features(0)
+    entry = _entry_point(model, recipe)
+    if entry is None:
+        feats, targets, _, _ = trainer.cached_features(0)
+        entry_feats = None
+    else:
+        with capture(entry) as seen:  # the entry features come with the feature pass, when there is one
+            feats, targets, _, _ = trainer.cached_features(0)
+        entry_feats = cached_entry_features(trainer, key, entry, seen, len(targets))
     seconds = 0.0 if cached else time.perf_counter() - start
     return Scored(
         candidate=cand,
@@ -352,7 +372,46 @@ def extract(
         dataset=task.dataset_name,
         feats=feats,
         targets=targets,
+        entry_feats=entry_feats,
+        entry_group=entry.group if entry_feats is not None and entry else None,
     )
+
+
+def _entry_point(model, recipe: Recipe) -> Entry | None:
+    try:
+        return entry_point(model, recipe)
+    except ZooError:  # the recipe's stages do not fit this backbone's groups: the fine-tune says so itself
+        return None
+
+
+def cached_entry_features(trainer, key: str, entry: Entry, seen: list, rows: int) -> torch.Tensor | None:
+    """The entry features of the train split: from the user cache, from what the feature pass just
+    captured, or from a pass over the train split that stops at the entry module; then cached."""
+    from .featurecache import limit_bytes, publish, shared_path, touch
+    from .fsutil import atomic_write
+
+    entry_key = f"{key}-entry-{_slug(entry.group)}"
+    found = trainer.read_cached_features(entry_key, [shared_path(entry_key)])
+    if found is not None and isinstance(found.get("train"), torch.Tensor) and len(found["train"]) == rows:
+        touch(shared_path(entry_key))
+        return found["train"]
+    feats = stack(seen, rows)
+    if feats is None and not seen:  # the final features came from the cache: a short pass for these
+        task, model = trainer.task, trainer.model
+        model.backbone.eval()
+        with torch.no_grad(), capture(entry, stop=True) as seen:
+            for batch in trainer.loader(task.dataset("train"), False):
+                forward_until(lambda: task.features(model, task.to_device(batch)))  # noqa: B023 (called at once)
+                if seen and seen[-1] is None:
+                    break  # not a map or a vector (a token sequence): nothing to score, say so after one batch
+        feats = stack(seen, rows)
+    if feats is None:
+        return None
+    path = trainer.out / "cache" / f"features-{entry_key}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda p: torch.save({"key": entry_key, "train": feats}, p))
+    publish(path, entry_key, limit_bytes())
+    return feats
 
 
 # -- scores -----------------------------------------------------------------------------------------
@@ -400,7 +459,27 @@ class ScoreCache:
         self.dirty = False
 
 
-def _scores(task, item: Scored, cache: ScoreCache, indices: torch.Tensor, seed: int) -> dict[str, float]:
+def _scores(task, item: Scored, caches: tuple[ScoreCache, ...], indices: torch.Tensor, seed: int) -> dict[str, float]:
+    """The task's transfer scores of the final features on one subsample, and (named ``entry_*``)
+    those of the entry features where the candidate has them."""
+    found = _scores_of(task, item.feats, item.targets, caches[0], indices, seed)
+    if item.entry_feats is not None and len(caches) > 1:
+        entry = _scores_of(task, item.entry_feats, item.targets, caches[1], indices, seed)
+        found.update({f"{ENTRY_PREFIX}{name}": value for name, value in entry.items()})
+    return found
+
+
+def _score_caches(task, item: Scored) -> tuple[ScoreCache, ...]:
+    scorer = _scorer_id(task)
+    caches = [ScoreCache(item.feature_key, scorer)]
+    if item.entry_feats is not None:
+        caches.append(ScoreCache(f"{item.feature_key}-entry-{_slug(item.entry_group or '')}", scorer))
+    return tuple(caches)
+
+
+def _scores_of(
+    task, feats: torch.Tensor, targets: torch.Tensor, cache: ScoreCache, indices: torch.Tensor, seed: int
+) -> dict[str, float]:
     digest = cache.digest(indices, seed)
     found = cache.get(digest)
     if found is None:
@@ -409,7 +488,7 @@ def _scores(task, item: Scored, cache: ScoreCache, indices: torch.Tensor, seed: 
         before = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            raw = task.transfer_scores(item.feats[indices], item.targets[indices], seed)
+            raw = task.transfer_scores(feats[indices], targets[indices], seed)
         finally:
             torch.set_num_threads(before)
         found = {k: float(v) for k, v in raw.items()}
@@ -438,6 +517,20 @@ def _scorer_id(task) -> str:
     for path in files:
         digest.update(path.read_bytes())
     return f"{cls.__module__}.{cls.__qualname__}:{digest.hexdigest()[:16]}"
+
+
+def voting_scores(items: list[Scored]) -> list[str]:
+    """The scores the ranking is made of: those of the entry features when every candidate has them
+    (the recipe fine-tunes its last groups, so what reaches them is what it cannot change), else those
+    of the final features. Chosen on a hold-out of the training split, never on a reported one:
+    ``bench/select_validation.py --split holdout`` compares the rules; the README has the table."""
+    names = [k for k in items[0].scores if all(k in item.scores for item in items)]
+    entry = [k for k in names if k.startswith(ENTRY_PREFIX)]
+    return entry or [k for k in names if not k.startswith(ENTRY_PREFIX)]
+
+
+def _only(scores: dict[str, float], names: list[str]) -> dict[str, float]:
+    return {k: scores[k] for k in names}
 
 
 # -- the whole selection ----------------------------------------------------------------------------
@@ -516,7 +609,7 @@ def select(
                 )
         task = create_task(base.task, base)
         seed = base.seed
-        caches = [ScoreCache(item.feature_key, _scorer_id(task)) for item in extracted]
+        caches = [_score_caches(task, item) for item in extracted]
         # every draw is a fresh subsample of the training features; a draw is at most half of them,
         # so the draws differ (P(rank 1) measures how much the pick depends on which examples were drawn)
         size = min(samples, len(targets)) if draws == 1 else max(10, min(samples, len(targets) // 2))
@@ -529,18 +622,22 @@ def select(
                 break
             t0 = time.perf_counter()
             subsamples.append((task.transfer_subsample(targets, size, seed + d), seed + d))
-            for item, cache in zip(extracted, caches):
-                item.draws.append(_scores(task, item, cache, *subsamples[-1]))
+            for item, pair in zip(extracted, caches):
+                item.draws.append(_scores(task, item, pair, *subsamples[-1]))
             round_seconds = time.perf_counter() - t0
-        for item, cache in zip(extracted, caches):
-            cache.save()
+        for item, pair in zip(extracted, caches):
+            for cache in pair:
+                cache.save()
             item.scores = _mean_scores(item.draws)
         from .ranking import combine, order, rank_one_share
 
-        scores = [item.scores for item in extracted]
+        vote = voting_scores(extracted)
+        scores = [_only(item.scores, vote) for item in extracted]
         ranking = order(scores)
         mean = combine(scores)
-        p1 = rank_one_share([[item.draws[d] for item in extracted] for d in range(len(subsamples))], len(extracted))
+        p1 = rank_one_share(
+            [[_only(item.draws[d], vote) for item in extracted] for d in range(len(subsamples))], len(extracted)
+        )
         ref = None
         if reference:
             top = extracted[ranking[0]].candidate
@@ -548,10 +645,11 @@ def select(
             log(f"[reference] {twin.label}")
             try:
                 ref = extract(candidate_recipe(base, twin), twin, left(), Path(tmp) / "reference", log)
-                cache = ScoreCache(ref.feature_key, _scorer_id(task))
-                ref.draws = [_scores(task, ref, cache, idx, s) for idx, s in subsamples]
+                pair = _score_caches(task, ref)
+                ref.draws = [_scores(task, ref, pair, idx, s) for idx, s in subsamples]
                 ref.scores = _mean_scores(ref.draws)
-                cache.save()
+                for cache in pair:
+                    cache.save()
             except Skipped as exc:
                 skipped.append((twin.label, str(exc)))
                 log(f"  skipped: {exc}")
@@ -565,6 +663,7 @@ def select(
         samples=size,
         draws=len(subsamples),
         ranked=[extracted[i] for i in ranking],
+        ranked_by=vote,
         mean_ranks=[mean[i] for i in ranking],
         p_rank1=[p1[i] for i in ranking],
         reference=ref,

@@ -41,6 +41,7 @@ def _entry(item: Scored) -> dict[str, Any]:
         "license": c.license,
         "scores": item.scores,
         "scores_sd": _sd(item.draws),
+        "entry_group": item.entry_group,
         "params": item.params,
         "gmacs": _gmacs(item),
         "feature_key": item.feature_key,
@@ -78,7 +79,9 @@ def selection_record(sel: Selection, recipe_file: Path | None = None) -> dict[st
         ref = {
             **_entry(sel.reference),
             "of": sel.winner.candidate.label,
-            "pretraining_gain": {k: sel.winner.scores[k] - sel.reference.scores[k] for k in names},
+            "pretraining_gain": {
+                k: sel.winner.scores[k] - sel.reference.scores[k] for k in names if k in sel.reference.scores
+            },
         }
     return {
         "format": 1,
@@ -88,6 +91,7 @@ def selection_record(sel: Selection, recipe_file: Path | None = None) -> dict[st
         "data": sel.base.to_dict()["data"],
         "seed": sel.base.seed,
         "scores": names,
+        "ranked_by": sel.ranked_by,
         "prior": sel.prior_key,
         "examples": {
             "train": sel.winner.num_train,
@@ -258,6 +262,11 @@ def format_selection(record: dict[str, Any]) -> str:
         )
     lines += _table(headers, rows)
     lines.append("(* on the Pareto front of " + names[0] + " vs GMACs)")
+    voters = record.get("ranked_by") or names
+    if voters != names:
+        groups = sorted({c["entry_group"] for c in record["candidates"] if c.get("entry_group")})
+        where = f" (the features entering {', '.join(groups)}, the first group the recipe trains)" if groups else ""
+        lines.append(f"MEAN RANK is over {', '.join(voters)}{where}")
     if ref is not None:
         gain = ref["pretraining_gain"]
         verdict = "pretraining helps here" if gain[names[0]] > 0 else "pretraining does NOT help here"
@@ -309,6 +318,12 @@ def format_validation(result: dict[str, Any], record: dict[str, Any]) -> str:
         lines.append(
             f"{label:<24} weighted tau {q['tau']:.2f} (per seed {per_tau});"
             f" top-1 regret {q['regret']:.4f} ± {q['regret_se']:.4f} {metric} (per seed {per_regret}); pick {q['pick']}"
+        )
+    alone = result.get("per_score") or {}
+    if alone:
+        lines.append(
+            "each score alone: "
+            + ", ".join(f"{n} tau {q['tau']:.2f} regret {q['regret']:.4f}" for n, q in alone.items())
         )
     noise = result.get("seed_noise")
     if noise:

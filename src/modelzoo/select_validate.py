@@ -8,7 +8,8 @@ paired by seed), and the seed-to-seed noise of the fine-tunes themselves, which 
 ranking can achieve. Only the training seed varies: ``data_seed`` stays the selection's, so every
 fine-tune trains and is measured on the examples the candidates were scored on (as the user's own
 fine-tune will be), and the seeds share one feature pass per candidate. Each figure is also given per
-seed, so the reader sees how much of it is noise. Finished run folders are reused, so an interrupted
+seed, so the reader sees how much of it is noise, and each score is judged alone as well (which
+estimator predicted this data best). Finished run folders are reused, so an interrupted
 validation resumes where it stopped.
 """
 
@@ -126,6 +127,11 @@ def validate_selection(
         if any(c.prior is not None for c in ranked):
             result["prior"] = _ranking_quality(prior, truth, truths)
             result["prior"]["pick"] = ranked[result["prior"]["pick"]].label
+        # each score alone: which estimator predicted this data's fine-tunes (higher is better for all)
+        result["per_score"] = {}
+        for score in sel.score_names:
+            quality = _ranking_quality([item.scores[score] for item in sel.ranked[:k]], truth, truths)
+            result["per_score"][score] = {**quality, "pick": ranked[quality["pick"]].label}
         noise = [spreads[c.label] for c in ranked]
         pairs = list(itertools.combinations(truths, 2))
         result["seed_noise"] = {
