@@ -217,13 +217,17 @@ def main() -> int:
         common += [x for o in overrides for x in ("--set", o)]
         validate = str(len(args.candidates))
         load_before = os.getloadavg()[0]
-        cold = ["select", *common, "--validate", validate, "--seeds", str(args.seeds), "--out", str(out / "cold")]
+        # the split names the folders: the fine-tune ledger is keyed by run name, and a hold-out figure
+        # must never be reused as a reported one (or the reverse)
+        cold_dir = out / ("cold" if args.split == "reported" else "holdout-cold")
+        warm_dir = out / ("warm" if args.split == "reported" else "holdout-warm")
+        cold = ["select", *common, "--validate", validate, "--seeds", str(args.seeds), "--out", str(cold_dir)]
         task = tomllib.loads(args.recipe.read_text()).get("task") if args.split == "holdout" else None
-        reused = (out / "cold" / "validate" / "runs.json").is_file()
+        reused = (cold_dir / "validate" / "runs.json").is_file()
         cold_wall, _ = zoo(cold, env, task)
-        warm_wall, _ = zoo(["select", *common, "--out", str(out / "warm"), "--quiet"], env, task)
-        record = json.loads((out / "cold" / "selection.json").read_text())
-        warm = json.loads((out / "warm" / "selection.json").read_text())
+        warm_wall, _ = zoo(["select", *common, "--out", str(warm_dir), "--quiet"], env, task)
+        record = json.loads((cold_dir / "selection.json").read_text())
+        warm = json.loads((warm_dir / "selection.json").read_text())
         print(f"zoo select {' '.join(common)} --validate {validate} --seeds {args.seeds} (split: {args.split})")
         threads = f"{args.threads} torch thread(s) per process" if args.threads else "torch's default threads"
         print(

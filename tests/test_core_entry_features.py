@@ -86,7 +86,7 @@ def test_capture_pools_maps_and_a_stopping_pass_runs_nothing_beyond_the_entry():
     from modelzoo.entry_features import Entry
 
     net = Net()
-    entry = Entry("b", "b", net.b)
+    entry = Entry("b", "b", net.b, channels=5)
     x = torch.randn(2, 3, 6, 6)
     with capture(entry) as seen:
         net(x)
@@ -97,6 +97,16 @@ def test_capture_pools_maps_and_a_stopping_pass_runs_nothing_beyond_the_entry():
     assert calls == ["a", "b"] and seen[0].shape == (2, 5)  # stopped at b's input
     out = net(x)  # the hook is gone
     assert out.shape == (2, 7, 6, 6)
-    assert pool(torch.zeros(2, 4, 3)) is None and pool(torch.ones(2, 4)).shape == (2, 4)
-    assert stack([torch.ones(2, 3), torch.zeros(2, 3)], 3).shape == (3, 3)
-    assert stack([torch.ones(2, 3), None], 2) is None and stack([torch.ones(2, 3)], 3) is None
+    assert stack(seen, 2, 2).shape == (2, 5)
+    assert pool(torch.zeros(2, 4, 3), 4) is None and pool(torch.ones(2, 4), None).shape == (2, 4)
+
+
+def test_pool_finds_the_channel_axis_and_refuses_to_guess():
+    nchw = torch.arange(2 * 5 * 3 * 4, dtype=torch.float32).reshape(2, 5, 3, 4)
+    assert torch.equal(pool(nchw, 5), nchw.mean(dim=(2, 3)))
+    nhwc = nchw.permute(0, 2, 3, 1)  # the same map, channels last (as Swin-style stages take it)
+    assert torch.equal(pool(nhwc, 5), nchw.mean(dim=(2, 3)))
+    assert pool(torch.zeros(2, 4, 3, 4), 4) is None  # both axes match: ambiguous
+    assert pool(nchw, 7) is None and pool(nchw, None) is None  # neither matches, or width unknown
+    assert stack([torch.ones(2, 3), torch.zeros(2, 3)], 3, 4).shape == (3, 3)
+    assert stack([torch.ones(2, 3), None], 2, 4) is None and stack([torch.ones(2, 3)], 2, 3) is None

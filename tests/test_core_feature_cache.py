@@ -49,6 +49,17 @@ def test_publishing_past_the_cap_evicts_the_least_recently_used(cache):
     assert featurecache.shared_path("newest").is_file()
 
 
+def test_a_companion_file_the_caller_still_needs_is_never_evicted(cache):
+    """zoo select publishes a candidate's entry features right after its final features: with a cap
+    of 0, publishing the entry file must not evict the final one it belongs to."""
+    run_file(cache, "older", 400, mtime=1000)
+    run_file(cache, "final", 400, mtime=2000)
+    entry = run_file(cache, "final-entry-group5", 100, mtime=3000)
+    removed = featurecache.publish(entry, "final-entry-group5", 0, also_keep=(featurecache.shared_path("final"),))
+    assert removed == [featurecache.shared_path("older")]
+    assert featurecache.shared_path("final").is_file() and featurecache.shared_path("final-entry-group5").is_file()
+
+
 @pytest.mark.parametrize("value, expected", [("", 10**10), ("0.5", 5 * 10**8), ("0", 0)])
 def test_the_cap_comes_from_the_environment(cache, monkeypatch, value, expected):
     monkeypatch.setenv("MODELZOO_FEATURE_CACHE_GB", value)

@@ -135,9 +135,14 @@ def test_select_ranks_writes_outputs_and_its_recipe_finetunes_on_the_cached_feat
     assert record["scores"] == ["probe", "knn", "logme"] and record["ranked_by"] == record["scores"]
     assert record["examples"] == {"train": 36, "per_draw": 18, "draws": 3}
     for c in record["candidates"]:
-        # test_convnext's last group is a module of its own, so it also has entry_* scores; they do not vote
-        # because test_efficientnet has none (only the scores every candidate has are ranked)
         assert set(c["scores"]) >= {"probe", "knn", "logme"} and c["gmacs"] > 0 and c["params"] > 0
+    # test_convnext's last group is a module of its own, so it also has entry_* scores; they do not vote
+    # because test_efficientnet has none (only the scores every candidate has are ranked), and a note says so
+    by_arch = {c["name"].split(".")[0]: c for c in record["candidates"]}
+    assert "entry_probe" in by_arch["test_convnext"]["scores"]
+    assert "entry_probe" not in by_arch["test_efficientnet"]["scores"]
+    assert any("test_efficientnet.toy has no entry features" in n for n in record["notes"])
+    for c in record["candidates"]:
         assert c["prior"] in (70.0, 60.0) and c["prior_rank"] == (1 if c["prior"] == 70.0 else 2)
     assert sum(c["p_rank1"] for c in record["candidates"]) == pytest.approx(1.0)
     assert [c["rank"] for c in record["candidates"]] == [1, 2] and record["winner"] == names[0]
@@ -192,20 +197,33 @@ def test_entry_features_are_scored_cached_and_recomputed_without_a_full_pass(toy
     )
     for c in first["candidates"]:
         assert 0 < c["scores"]["entry_probe"] <= 1 and c["scores"]["entry_logme"] != c["scores"]["logme"]
+    from modelzoo import select as select_mod
+
+    def entry_files() -> dict[Path, int]:  # by inode: a rewrite (atomic) is a new file; a hit only touches it
+        found = {}
+        for c in first["candidates"]:
+            (entry,) = shared_path(c["feature_key"]).parent.glob(f"features-{c['feature_key']}-entry-*.pt")
+            found[entry] = entry.stat().st_ino
+        return found
+
+    before = entry_files()
     features = count_calls(monkeypatch, __import__("modelzoo.engine").engine, "compute_features")
     scores = count_calls(monkeypatch, ClassificationTask, "transfer_scores")
+    passes = count_calls(monkeypatch, select_mod, "_entry_pass")
     assert run_select(toy, "--set", "stages.1.train=last:2") == 0
-    assert features == [] and scores == []
+    assert features == [] and scores == [] and passes == [], "everything is read back"
+    assert entry_files() == before, "the entry files were rewritten instead of read"
     saved = {}
-    for c in first["candidates"]:
-        (entry,) = shared_path(c["feature_key"]).parent.glob(f"features-{c['feature_key']}-entry-*.pt")
+    for entry in before:
         saved[entry] = torch.load(entry, weights_only=True)["train"]
         entry.unlink()
     assert run_select(toy, "--set", "stages.1.train=last:2") == 0
+    third = json.loads((toy["out"] / "selection.json").read_text())
+    # the two candidates (whose files went) each ran a pass that stops at the entry; none a full feature
+    # pass; the reference still had its file
+    assert len(passes) == 2 and features == []
     for entry, feats in saved.items():  # the stopping pass gave the very features the full pass captured
         assert torch.equal(torch.load(entry, weights_only=True)["train"], feats)
-    third = json.loads((toy["out"] / "selection.json").read_text())
-    assert features == [] and scores == [], "scores are cached by the subsample, the features were not rerun"
     assert [c["scores"] for c in third["candidates"]] == [c["scores"] for c in first["candidates"]]
 
 

@@ -50,9 +50,10 @@ def touch(path: Path) -> None:
         pass
 
 
-def evict(keep: Path, limit: int) -> list[Path]:
+def evict(keep: Path, limit: int, also_keep: tuple[Path, ...] = ()) -> list[Path]:
     """Remove the least recently used feature files until the folder holds at most ``limit`` bytes;
-    ``keep`` (the file just published) stays whatever its size. Returns what was removed."""
+    ``keep`` (the file just published) and ``also_keep`` (files the caller still needs, such as the
+    features an entry-feature file belongs to) stay whatever their size. Returns what was removed."""
     for tmp in keep.parent.glob(".features-*.tmp"):  # a copy killed midway; a live one is seconds old
         try:
             if time.time() - tmp.stat().st_mtime > STALE_TMP_SECONDS:
@@ -71,7 +72,7 @@ def evict(keep: Path, limit: int) -> list[Path]:
     for _, size, path in sorted(files):
         if total <= limit:
             break
-        if path == keep:
+        if path == keep or path in also_keep:
             continue
         try:
             path.unlink()
@@ -87,7 +88,7 @@ def shared_path(key: str) -> Path:
     return cache_dir() / "features" / f"features-{key}.pt"
 
 
-def publish(path: Path, key: str, limit: int) -> list[Path]:
+def publish(path: Path, key: str, limit: int, also_keep: tuple[Path, ...] = ()) -> list[Path]:
     """Make the run folder's feature file ``path`` findable by ``key`` (replacing an unreadable file of
     that name, which the engine just recomputed), then keep the folder under ``limit`` bytes
     (:func:`limit_bytes`, read before the feature pass); returns the files evicted. An unwritable
@@ -105,4 +106,4 @@ def publish(path: Path, key: str, limit: int) -> list[Path]:
             atomic_write(target, lambda p: shutil.copyfile(path, p))
     except OSError:
         return []
-    return evict(target, limit)
+    return evict(target, limit, also_keep)

@@ -351,14 +351,14 @@ def extract(
             )
         log(f"  {cand.label}: features of {total} examples, ~{_dur(estimate)}")
     start = time.perf_counter()
-    entry = _entry_point(model, recipe)
+    entry = _entry_point(model, recipe, cand.label, log)
     if entry is None:
         feats, targets, _, _ = trainer.cached_features(0)
         entry_feats = None
     else:
         with capture(entry) as seen:  # the entry features come with the feature pass, when there is one
             feats, targets, _, _ = trainer.cached_features(0)
-        entry_feats = cached_entry_features(trainer, key, entry, seen, len(targets))
+        entry_feats = cached_entry_features(trainer, key, entry, seen, len(targets), total, log)
     seconds = 0.0 if cached else time.perf_counter() - start
     return Scored(
         candidate=cand,
@@ -377,16 +377,24 @@ def extract(
     )
 
 
-def _entry_point(model, recipe: Recipe) -> Entry | None:
+def _entry_point(model, recipe: Recipe, label: str, log: Callable[[str], None]) -> Entry | None:
+    """The entry point, or None: the entry scores are an extra view, so a backbone whose layer groups
+    cannot say where training starts loses them (with a note), never the selection."""
     try:
         return entry_point(model, recipe)
     except ZooError:  # the recipe's stages do not fit this backbone's groups: the fine-tune says so itself
         return None
+    except Exception as exc:  # a plugin's layer_groups() that fails here fails the fine-tune too, with its own error
+        log(f"  note: no entry features for {label} ({type(exc).__name__}: {str(exc)[:100]})")
+        return None
 
 
-def cached_entry_features(trainer, key: str, entry: Entry, seen: list, rows: int) -> torch.Tensor | None:
+def cached_entry_features(
+    trainer, key: str, entry: Entry, seen: list, rows: int, total: int, log: Callable[[str], None]
+) -> torch.Tensor | None:
     """The entry features of the train split: from the user cache, from what the feature pass just
-    captured, or from a pass over the train split that stops at the entry module; then cached."""
+    captured, or from a pass over the train split that stops at the entry module; then cached beside
+    the final features (which the publishing never evicts)."""
     from .featurecache import limit_bytes, publish, shared_path, touch
     from .fsutil import atomic_write
 
@@ -395,23 +403,38 @@ def cached_entry_features(trainer, key: str, entry: Entry, seen: list, rows: int
     if found is not None and isinstance(found.get("train"), torch.Tensor) and len(found["train"]) == rows:
         touch(shared_path(entry_key))
         return found["train"]
-    feats = stack(seen, rows)
+    feats = stack(seen, rows, total)
     if feats is None and not seen:  # the final features came from the cache: a short pass for these
-        task, model = trainer.task, trainer.model
-        model.backbone.eval()
-        with torch.no_grad(), capture(entry, stop=True) as seen:
-            for batch in trainer.loader(task.dataset("train"), False):
-                forward_until(lambda: task.features(model, task.to_device(batch)))  # noqa: B023 (called at once)
-                if seen and seen[-1] is None:
-                    break  # not a map or a vector (a token sequence): nothing to score, say so after one batch
-        feats = stack(seen, rows)
+        try:
+            feats = _entry_pass(trainer, entry, rows)
+        except Exception as exc:  # an extra view: losing it must not lose the selection
+            log(f"  note: no entry features ({type(exc).__name__}: {str(exc)[:100]})")
+            return None
     if feats is None:
         return None
     path = trainer.out / "cache" / f"features-{entry_key}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda p: torch.save({"key": entry_key, "train": feats}, p))
-    publish(path, entry_key, limit_bytes())
+    limit = limit_bytes()
+    evicted = publish(path, entry_key, limit, also_keep=(shared_path(key),))
+    if evicted:
+        log(
+            f"  feature cache: removed {len(evicted)} least recently used file(s) to stay under"
+            f" {limit / 1e9:g} GB (MODELZOO_FEATURE_CACHE_GB)"
+        )
     return feats
+
+
+def _entry_pass(trainer, entry: Entry, rows: int) -> torch.Tensor | None:
+    """The train split through the backbone up to the entry module, and no further."""
+    task, model = trainer.task, trainer.model
+    model.backbone.eval()
+    with torch.no_grad(), capture(entry, stop=True) as seen:
+        for batch in trainer.loader(task.dataset("train"), False):
+            forward_until(lambda: task.features(model, task.to_device(batch)))  # noqa: B023 (called at once)
+            if not seen or seen[-1] is None:
+                return None  # the module was not called, or gave no map or vector: nothing to score
+    return stack(seen, rows, rows)
 
 
 # -- scores -----------------------------------------------------------------------------------------
@@ -632,6 +655,12 @@ def select(
         from .ranking import combine, order, rank_one_share
 
         vote = voting_scores(extracted)
+        lacking = [item.candidate.label for item in extracted if item.entry_feats is None]
+        if lacking and len(lacking) < len(extracted):
+            notes.append(
+                f"ranked by the final features' scores: {', '.join(lacking)} ha{'s' if len(lacking) == 1 else 've'}"
+                " no entry features (the ranking uses only the scores every candidate has)"
+            )
         scores = [_only(item.scores, vote) for item in extracted]
         ranking = order(scores)
         mean = combine(scores)

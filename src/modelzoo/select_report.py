@@ -208,6 +208,12 @@ def plot_selection(sel: Selection, path: Path) -> Path:
     return save_figure(fig, path)
 
 
+def _score(entry: dict[str, Any], name: str) -> str:
+    """A score cell; "-" where the candidate lacks the score (the reference may lack entry scores)."""
+    value = entry["scores"].get(name)
+    return "-" if value is None else f"{value:.4f}"
+
+
 def _p(value: float) -> str:
     return "-" if value is None or math.isnan(value) else f"{value:.2f}"
 
@@ -252,7 +258,7 @@ def format_selection(record: dict[str, Any]) -> str:
             [
                 "ref",
                 ref["name"],
-                *(f"{ref['scores'][n]:.4f}" for n in names),
+                *(_score(ref, n) for n in names),
                 "-",
                 "-",
                 "-",
@@ -272,7 +278,7 @@ def format_selection(record: dict[str, Any]) -> str:
         verdict = "pretraining helps here" if gain[names[0]] > 0 else "pretraining does NOT help here"
         lines.append(
             f"does pretraining help? {ref['of']} vs the same architecture from random init: "
-            + ", ".join(f"{n} {gain[n]:+.4f}" for n in names)
+            + ", ".join(f"{n} {gain[n]:+.4f}" for n in names if n in gain)
             + f" ({verdict})"
         )
     for s in record["skipped"]:
@@ -300,7 +306,7 @@ def format_validation(result: dict[str, Any], record: dict[str, Any]) -> str:
             [
                 c["name"],
                 "ref" if c["reference"] else f"{sel['mean_rank']:.2f}",
-                *(f"{sel['scores'][n]:.4f}" for n in names),
+                *(_score(sel, n) for n in names),
                 "-" if sel.get("prior") is None else f"{sel['prior']:.2f}",
                 *(f"{v:.4f}" for v in c["values"]),
                 f"{c['mean']:.4f} ± {c['spread']:.4f}",
