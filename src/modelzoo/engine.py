@@ -402,7 +402,7 @@ class Trainer:
         keyed by everything that makes them valid (a stale or foreign file is recomputed, never used).
         They are also published by key to the user cache (:mod:`.featurecache`), where another run
         with the same key finds them (``zoo select``'s candidates and the fine-tune of its pick)."""
-        from .featurecache import limit_bytes, publish, shared_path, touch
+        from .featurecache import eviction_note, limit_bytes, publish, shared_path, touch
 
         limit = limit_bytes()  # a bad MODELZOO_FEATURE_CACHE_GB stops here, not after the feature pass
         key = self.feature_key()
@@ -425,10 +425,7 @@ class Trainer:
             atomic_write(path, lambda p: torch.save(d, p))
             evicted = publish(path, key, limit)
             if evicted:
-                self.log(
-                    f"feature cache: removed {len(evicted)} least recently used file(s) to stay under"
-                    f" {limit / 1e9:g} GB (MODELZOO_FEATURE_CACHE_GB)"
-                )
+                self.log(eviction_note(evicted, limit))
         return d["train"], d["train_y"], d["val"], d["val_y"]
 
     def read_cached_features(self, key: str, paths: list[Path]) -> dict[str, Any] | None:

@@ -83,6 +83,14 @@ def evict(keep: Path, limit: int, also_keep: tuple[Path, ...] = ()) -> list[Path
     return removed
 
 
+def eviction_note(evicted: list[Path], limit: int) -> str:
+    """The one line a run logs when publishing its features evicted others."""
+    return (
+        f"feature cache: removed {len(evicted)} least recently used file(s) to stay under"
+        f" {limit / 1e9:g} GB (MODELZOO_FEATURE_CACHE_GB)"
+    )
+
+
 def shared_path(key: str) -> Path:
     """Where the features with this key live in the user cache (they may not exist)."""
     return cache_dir() / "features" / f"features-{key}.pt"

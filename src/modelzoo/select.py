@@ -132,9 +132,7 @@ class Selection:
     @property
     def score_names(self) -> list[str]:
         """The scores every ranked candidate has (a candidate may lack the entry features' ones)."""
-        if not self.ranked:
-            return []
-        return [k for k in self.ranked[0].scores if all(k in item.scores for item in self.ranked)]
+        return common_scores(self.ranked)
 
 
 # -- the base recipe and one recipe per candidate ---------------------------------------------------
@@ -373,7 +371,7 @@ def extract(
         feats=feats,
         targets=targets,
         entry_feats=entry_feats,
-        entry_group=entry.group if entry_feats is not None and entry else None,
+        entry_group=entry.group if entry_feats is not None else None,
     )
 
 
@@ -389,16 +387,21 @@ def _entry_point(model, recipe: Recipe, label: str, log: Callable[[str], None]) 
         return None
 
 
+def entry_feature_key(key: str, group: str) -> str:
+    """The cache key of the entry features (and their scores) of the features cached under ``key``."""
+    return f"{key}-entry-{_slug(group)}"
+
+
 def cached_entry_features(
     trainer, key: str, entry: Entry, seen: list, rows: int, total: int, log: Callable[[str], None]
 ) -> torch.Tensor | None:
     """The entry features of the train split: from the user cache, from what the feature pass just
     captured, or from a pass over the train split that stops at the entry module; then cached beside
     the final features (which the publishing never evicts)."""
-    from .featurecache import limit_bytes, publish, shared_path, touch
+    from .featurecache import eviction_note, limit_bytes, publish, shared_path, touch
     from .fsutil import atomic_write
 
-    entry_key = f"{key}-entry-{_slug(entry.group)}"
+    entry_key = entry_feature_key(key, entry.group)
     found = trainer.read_cached_features(entry_key, [shared_path(entry_key)])
     if found is not None and isinstance(found.get("train"), torch.Tensor) and len(found["train"]) == rows:
         touch(shared_path(entry_key))
@@ -418,10 +421,7 @@ def cached_entry_features(
     limit = limit_bytes()
     evicted = publish(path, entry_key, limit, also_keep=(shared_path(key),))
     if evicted:
-        log(
-            f"  feature cache: removed {len(evicted)} least recently used file(s) to stay under"
-            f" {limit / 1e9:g} GB (MODELZOO_FEATURE_CACHE_GB)"
-        )
+        log(f"  {eviction_note(evicted, limit)}")
     return feats
 
 
@@ -496,7 +496,7 @@ def _score_caches(task, item: Scored) -> tuple[ScoreCache, ...]:
     scorer = _scorer_id(task)
     caches = [ScoreCache(item.feature_key, scorer)]
     if item.entry_feats is not None:
-        caches.append(ScoreCache(f"{item.feature_key}-entry-{_slug(item.entry_group or '')}", scorer))
+        caches.append(ScoreCache(entry_feature_key(item.feature_key, item.entry_group or ""), scorer))
     return tuple(caches)
 
 
@@ -542,12 +542,19 @@ def _scorer_id(task) -> str:
     return f"{cls.__module__}.{cls.__qualname__}:{digest.hexdigest()[:16]}"
 
 
+def common_scores(items: list[Scored]) -> list[str]:
+    """The score names every one of ``items`` has, in the first one's order."""
+    if not items:
+        return []
+    return [k for k in items[0].scores if all(k in item.scores for item in items)]
+
+
 def voting_scores(items: list[Scored]) -> list[str]:
     """The scores the ranking is made of: those of the entry features when every candidate has them
     (the recipe fine-tunes its last groups, so what reaches them is what it cannot change), else those
     of the final features. Chosen on a hold-out of the training split, never on a reported one:
     ``bench/select_validation.py --split holdout`` compares the rules; the README has the table."""
-    names = [k for k in items[0].scores if all(k in item.scores for item in items)]
+    names = common_scores(items)
     entry = [k for k in names if k.startswith(ENTRY_PREFIX)]
     return entry or [k for k in names if not k.startswith(ENTRY_PREFIX)]
 
