@@ -37,7 +37,7 @@ class Row:
 
 def run(recipe: Path, out: Path, overrides: list[str]) -> tuple[dict[str, Any], float]:
     """Fine-tune ``recipe`` into ``out``; returns the final metrics and the wall time in seconds."""
-    from modelzoo.engine import finetune
+    from modelzoo.engine.trainer import finetune
 
     start = time.perf_counter()
     result = finetune(recipe, out=out, overrides=overrides, quiet=True)

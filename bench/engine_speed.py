@@ -43,7 +43,7 @@ TARGET = 1.05
 
 def make_recipe(args: argparse.Namespace, name: str = "engine-speed", epochs: int = 1):
     """A one-stage, whole-network, no-augmentation CPU recipe on in-memory Fashion-MNIST (also bench/memory.py's)."""
-    from modelzoo.recipe import validate
+    from modelzoo.engine.recipe import validate
 
     return validate(
         {
@@ -107,7 +107,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from modelzoo import assemble
-    from modelzoo.engine import Trainer
+    from modelzoo.engine.trainer import Trainer
 
     recipe = make_recipe(args)
     stage = recipe.stages[0]

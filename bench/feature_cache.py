@@ -36,7 +36,7 @@ RECIPE = Path(__file__).resolve().parents[1] / "zoo" / "effnet-lite0-fashion-mni
 
 def head_stage_recipe(args: argparse.Namespace):
     """The recipe's first (frozen-backbone) stage alone, on the CPU, with the bench's data size and epochs."""
-    from modelzoo.recipe import load_recipe
+    from modelzoo.engine.recipe import load_recipe
 
     recipe = load_recipe(
         args.recipe,
@@ -55,7 +55,7 @@ def head_stage_recipe(args: argparse.Namespace):
 
 def run_stage(recipe, out: Path, cache: bool) -> tuple[float, float, dict]:
     """Set up a trainer and time (feature pass, stage); returns the seconds and the last epoch's metrics row."""
-    from modelzoo.engine import Trainer
+    from modelzoo.engine.trainer import Trainer
 
     trainer = Trainer(recipe, out, quiet=True, feature_cache=cache)
     trainer.setup()

@@ -39,7 +39,7 @@ from pathlib import Path
 
 def make_recipe(args: argparse.Namespace):
     """The backbone + linear head, whole network trained, AMP on, on ``--device``."""
-    from modelzoo.recipe import validate
+    from modelzoo.engine.recipe import validate
 
     data = {
         "image_size": args.image_size,
@@ -105,7 +105,7 @@ def hand_written_loop(trainer, steps: int) -> float:
     import torch
     from torch import nn
 
-    from modelzoo.training import make_optimizer, param_groups
+    from modelzoo.engine.training import make_optimizer, param_groups
 
     model, r = trainer.model, trainer.recipe
     opt = make_optimizer(r, param_groups(model, trainer.groups, 1e-4, 0.0, 1.0))
@@ -137,8 +137,8 @@ def measure(args: argparse.Namespace) -> dict:
     """One configuration in this process (a worker of the group when launched with --nproc)."""
     import torch
 
-    from modelzoo.engine import Trainer
-    from modelzoo.training import epoch_seed
+    from modelzoo.engine.trainer import Trainer
+    from modelzoo.engine.training import epoch_seed
 
     recipe = make_recipe(args)
     with tempfile.TemporaryDirectory(prefix="zoo-gpu-check-") as tmp:
@@ -153,7 +153,7 @@ def measure(args: argparse.Namespace) -> dict:
         start = time.perf_counter()
         trainer.run_stage(0, recipe.stages[0], None, 0)  # warm-up: the real stage (compile, DDP, val, checkpoint)
         warmup = time.perf_counter() - start
-        from modelzoo.training import make_optimizer, param_groups
+        from modelzoo.engine.training import make_optimizer, param_groups
 
         r = trainer.recipe
         opt = make_optimizer(r, param_groups(trainer.model, trainer.groups, r.optimizer.lr, 0.05, 1.0))

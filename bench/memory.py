@@ -53,7 +53,7 @@ def child_imports(args: argparse.Namespace) -> None:
 
 
 def child_engine(args: argparse.Namespace) -> None:
-    from modelzoo.engine import finetune
+    from modelzoo.engine.trainer import finetune
 
     with tempfile.TemporaryDirectory(prefix="zoo-bench-") as tmp:
         finetune(make_recipe(args), out=Path(tmp) / "run", quiet=True)
@@ -65,7 +65,7 @@ def child_plain(args: argparse.Namespace) -> None:
     from zoo_classification.data import ImageDataset, build_transform, load_image_data
 
     from modelzoo import assemble
-    from modelzoo.tasks import create_task
+    from modelzoo.model.task import create_task
 
     recipe = make_recipe(args)
     torch.manual_seed(recipe.seed)

@@ -200,8 +200,8 @@ def linear_probe(recipe_path: Path, out: Path, grid: tuple[float, ...]) -> dict[
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    from modelzoo.engine import Trainer
-    from modelzoo.recipe import load_recipe
+    from modelzoo.engine.recipe import load_recipe
+    from modelzoo.engine.trainer import Trainer
 
     trainer = Trainer(load_recipe(recipe_path), out, quiet=True)
     trainer.setup()
@@ -228,7 +228,7 @@ def child(args: argparse.Namespace) -> int:
         grid = C_GRID if args.split == "holdout" else (args.probe,)
         result = linear_probe(Path(args.child), out, grid)
     else:
-        from modelzoo.engine import finetune
+        from modelzoo.engine.trainer import finetune
 
         run = finetune(args.child, out=out, quiet=True)
         result = {"metrics": run.metrics, "history": run.history}
@@ -247,7 +247,7 @@ def arm_recipe(base: Path, arm: dict[str, Any], extra: list[str], folder: Path) 
     """The arm's recipe as a TOML file: the base recipe, its stages replaced, overrides applied."""
     import tomli_w
 
-    from modelzoo.recipe import apply_overrides
+    from modelzoo.engine.recipe import apply_overrides
 
     data = tomllib.loads(base.read_text())
     data.setdefault("name", base.stem)
@@ -263,7 +263,7 @@ def cold_feature_cache(root: Path) -> dict[str, str]:
     """An environment whose modelzoo cache holds everything the user's does (the catalog, converted
     weights) except the shared feature cache, so a run pays for its feature pass as a first run does
     (the engine reuses any earlier run's features with the same key: a bench must not time that)."""
-    from modelzoo.paths import cache_dir
+    from modelzoo.util.paths import cache_dir
 
     real = cache_dir()
     root.mkdir(parents=True, exist_ok=True)

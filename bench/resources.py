@@ -150,7 +150,7 @@ def main() -> int:
         site.mkdir()
         fake_plugin(site, args.specs)
         env = {**base, "PYTHONPATH": str(site), "MODELZOO_PLUGINS": "scale", "MODELZOO_CACHE": str(root / "cache")}
-        results["floor"] = measure([sys.executable, "-c", "import modelzoo.cli, modelzoo.catalog_load"], env)
+        results["floor"] = measure([sys.executable, "-c", "import modelzoo.cli, modelzoo.catalog.load"], env)
         results["list-cold"] = measure([sys.executable, "-m", "modelzoo", "list"], env)
         results["list-warm"] = measure([sys.executable, "-m", "modelzoo", "list"], env)
         listed = subprocess.run(

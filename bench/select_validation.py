@@ -57,7 +57,7 @@ CANDIDATES = [
 #: ``bench/recipe_sweep.py``): the estimators are compared there, never on the reported split
 HOLDOUT_LAUNCH = (
     "import sys; sys.path.insert(0, {bench!r}); from recipe_sweep import use_train_holdout; "
-    "use_train_holdout({task!r}); from modelzoo.cli import main; sys.exit(main())"
+    "use_train_holdout({task!r}); from modelzoo.cli.main import main; sys.exit(main())"
 )
 
 
@@ -159,8 +159,8 @@ def ranked_by(record: dict, names: list[str], prior_vote: bool = False) -> dict 
     """The ranking quality of the mean rank over the scores ``names`` (and the ImageNet prior as one
     more vote), from ``selection.json``: the rules the estimators are chosen among. None when a
     candidate lacks one of the scores."""
-    from modelzoo.ranking import combine
-    from modelzoo.select_validate import _ranking_quality
+    from modelzoo.select.ranking import combine
+    from modelzoo.select.validate import _ranking_quality
 
     v = record["validation"]
     rows = [r for r in v["candidates"] if not r["reference"]]

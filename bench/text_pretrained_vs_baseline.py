@@ -38,7 +38,7 @@ RECIPE = Path(__file__).resolve().parents[1] / "zoo" / "minilm-rotten-tomatoes.t
 
 
 def finetune_run(recipe: Path, out: Path, overrides: list[str]) -> tuple[dict, float]:
-    from modelzoo.engine import finetune
+    from modelzoo.engine.trainer import finetune
 
     start = time.perf_counter()
     result = finetune(recipe, out=out, overrides=overrides, quiet=True)
@@ -79,7 +79,7 @@ def frozen_embeddings_baseline(run_dir: Path, recipe) -> tuple[float, float]:
         d = torch.load(caches[0], weights_only=True)  # the first frozen stage's: the pretrained encoder's
         x_train, y_train, x_val, y_val = d["train"], d["train_y"], d["val"], d["val_y"]
     else:
-        from modelzoo.engine import Trainer
+        from modelzoo.engine.trainer import Trainer
 
         with tempfile.TemporaryDirectory() as tmp:
             trainer = Trainer(recipe, Path(tmp), quiet=True)
@@ -102,7 +102,7 @@ def main() -> int:
 
     from zoo_text.textdata import load_text_data
 
-    from modelzoo.recipe import load_recipe
+    from modelzoo.engine.recipe import load_recipe
 
     with tempfile.TemporaryDirectory() as tmp:
         root = args.out or Path(tmp)

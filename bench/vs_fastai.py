@@ -52,7 +52,7 @@ RECIPE = ROOT / "zoo" / "effnet-lite0-fashion-mnist.toml"
 
 # -- the runs, each in its own process ----------------------------------------------------------
 def run_modelzoo(recipe: Path, out: Path, overrides: list[str]) -> dict[str, Any]:
-    from modelzoo.engine import finetune
+    from modelzoo.engine.trainer import finetune
 
     start = time.perf_counter()
     run = finetune(recipe, out=out, overrides=overrides, quiet=True)
@@ -64,8 +64,8 @@ def same_data(recipe: Path, out: Path, overrides: list[str]):
     with the packaged weights (a timm model), built by modelzoo itself."""
     import torch
 
-    from modelzoo.engine import Trainer
-    from modelzoo.recipe import load_recipe
+    from modelzoo.engine.recipe import load_recipe
+    from modelzoo.engine.trainer import Trainer
 
     trainer = Trainer(load_recipe(recipe, overrides), out, quiet=True)
     trainer.setup()

@@ -7,7 +7,7 @@ import threading
 import pytest
 import torch
 
-from modelzoo.checkpointing import BackgroundWriter, snapshot
+from modelzoo.engine.checkpoint import BackgroundWriter, snapshot
 
 
 def test_snapshot_is_unaffected_by_training_after_it():

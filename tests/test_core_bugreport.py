@@ -7,9 +7,9 @@ import types
 
 import pytest
 
-from modelzoo import bugreport
-from modelzoo import cli as cli_mod
-from modelzoo.cli import main
+from modelzoo.cli import bugreport
+from modelzoo.cli import main as cli_mod
+from modelzoo.cli.main import main
 
 pytestmark = pytest.mark.attack("plugins")
 

@@ -15,8 +15,8 @@ import sys
 
 import pytest
 
-from modelzoo import catalog as catalog_mod
-from modelzoo.catalog_load import catalog_cache_dir, shipped_registry_path
+from modelzoo.catalog import lookup as catalog_mod
+from modelzoo.catalog.load import catalog_cache_dir, shipped_registry_path
 from modelzoo.testing import GOOD_BUILDER, GOOD_PLUGIN, clean_env
 
 pytestmark = pytest.mark.attack("catalog")

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from modelzoo.cli import main
+from modelzoo.cli.main import main
 from modelzoo.testing import zoo_subprocess
 
 
@@ -136,7 +136,7 @@ def test_warm_list_needs_no_torch(warm_cli_env, args, least):
     # a warm `zoo list` reads the cached catalog without importing torch or any task's code
     code = (
         "import sys\n"
-        "from modelzoo.cli import main\n"
+        "from modelzoo.cli.main import main\n"
         f"assert main({args!r}) == 0\n"
         f"print('IMPORTED', [m for m in {HEAVY!r} if m in sys.modules], file=sys.stderr)\n"
     )
@@ -184,8 +184,8 @@ def test_tasks_that_type_one_predict_option_differently_each_get_their_own(monke
     read as the loaded model's task declares it, and a value that task cannot take is one line."""
     import argparse
 
-    from modelzoo import catalog as catalog_mod
-    from modelzoo import cli_engine
+    from modelzoo.catalog import lookup as catalog_mod
+    from modelzoo.cli import engine as cli_engine
     from modelzoo.errors import ZooError
     from modelzoo.sdk import Spec
 

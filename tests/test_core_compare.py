@@ -10,9 +10,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from modelzoo.cli import main
-from modelzoo.compare import compare, compare_backbone, count_flops, count_macs, format_table, throughput
+from modelzoo.cli.main import main
 from modelzoo.errors import ZooError
+from modelzoo.select.compare import compare, compare_backbone, count_flops, count_macs, format_table, throughput
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -87,7 +87,7 @@ def test_compare_measures_a_real_backbone(real_catalog):
     assert vit.error is None and vit.forward_per_s is None
     from torch.utils.flop_counter import FlopCounterMode
 
-    from modelzoo.model import create_backbone
+    from modelzoo.model.assembly import create_backbone
 
     model = create_backbone("timm:test_vit", pretrained=False).eval()
     with torch.no_grad(), FlopCounterMode(display=False) as plain:

@@ -22,7 +22,7 @@ import tomli_w
 import torch
 from torch.utils.data import DataLoader
 
-from modelzoo.distributed import GlobalBatchSampler, ShareSampler, World, shuffled_order
+from modelzoo.engine.distributed import GlobalBatchSampler, ShareSampler, World, shuffled_order
 from modelzoo.testing import child_pids, clean_env, write_color_images
 
 pytestmark = pytest.mark.slow

@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from modelzoo.engine import Trainer
-from modelzoo.entry_features import capture, entry_point, forward_until, pool, stack
-from modelzoo.recipe import validate
+from modelzoo.engine.recipe import validate
+from modelzoo.engine.trainer import Trainer
+from modelzoo.select.entry_features import capture, entry_point, forward_until, pool, stack
 from modelzoo.testing import write_color_images
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -43,7 +43,7 @@ def test_the_entry_is_the_module_holding_the_first_trained_group(tmp_path):
     entry = entry_point(trainer.model, trainer.recipe)
     assert entry is not None
     names = [p for p, _ in entry.module.named_parameters(prefix=entry.path)]
-    from modelzoo.training import backbone_groups
+    from modelzoo.engine.training import backbone_groups
 
     groups = backbone_groups(trainer.model)
     trained = {p for _, params in groups[-3:] for p in params}
@@ -83,7 +83,7 @@ def test_capture_pools_maps_and_a_stopping_pass_runs_nothing_beyond_the_entry():
             calls.append("end")
             return x
 
-    from modelzoo.entry_features import Entry
+    from modelzoo.select.entry_features import Entry
 
     net = Net()
     entry = Entry("b", "b", net.b, channels=5)

@@ -19,11 +19,11 @@ import pytest
 import tomli_w
 import torch
 
-from modelzoo import engine as engine_mod
-from modelzoo.engine import CHECKPOINT, Trainer, finetune
+from modelzoo.engine import trainer as engine_mod
+from modelzoo.engine.recipe import validate
+from modelzoo.engine.runlock import RunLock
+from modelzoo.engine.trainer import CHECKPOINT, Trainer, finetune
 from modelzoo.errors import ZooError
-from modelzoo.recipe import validate
-from modelzoo.rundir import RunLock
 from modelzoo.testing import clean_env, write_color_images
 
 pytestmark = pytest.mark.usefixtures("one_thread")

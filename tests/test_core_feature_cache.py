@@ -9,10 +9,10 @@ import os
 import pytest
 import torch
 
-from modelzoo import featurecache
-from modelzoo.engine import Trainer
+from modelzoo.engine import featurecache
+from modelzoo.engine.recipe import validate
+from modelzoo.engine.trainer import Trainer
 from modelzoo.errors import ZooError
-from modelzoo.recipe import validate
 
 
 @pytest.fixture

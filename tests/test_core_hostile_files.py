@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from modelzoo import catalog as catalog_mod
-from modelzoo.cli import main
+from modelzoo.catalog import lookup as catalog_mod
+from modelzoo.cli.main import main
 from modelzoo.errors import RecipeError, ZooError
 from modelzoo.testing import hub_env, write_color_images
 from modelzoo.testing.hubserver import TEST_TOKEN
@@ -69,7 +69,7 @@ def model_folder(real_catalog, tmp_path) -> Path:
 @pytest.mark.parametrize("name", ["loss.png", "metrics.jsonl"])
 def test_a_link_out_of_the_folder_is_never_published(model_folder, tmp_path, name):
     """A plot or metrics file that is a symbolic link to a secret elsewhere: push names it and stops."""
-    from modelzoo.runfolder import model_files
+    from modelzoo.model.folder import model_files
 
     secret = tmp_path / "id_ed25519"
     secret.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
@@ -227,8 +227,8 @@ def test_a_malicious_pth_offered_as_pretrained_weights_never_runs(fake_site, mon
 
 
 def test_a_malicious_checkpoint_never_runs(real_catalog, tmp_path, capsys):
-    from modelzoo.engine import CHECKPOINT, finetune
-    from modelzoo.recipe import validate
+    from modelzoo.engine.recipe import validate
+    from modelzoo.engine.trainer import CHECKPOINT, finetune
 
     data = tmp_path / "data"
     write_color_images(data / "train", 3, seed=0, size=16)
@@ -358,8 +358,8 @@ RECIPE_PLUGIN = """
 
 
 def test_a_registered_recipe_name_never_resolves_outside_the_recipes_folder(fake_site, monkeypatch, tmp_path):
-    from modelzoo import builtin
-    from modelzoo.recipe import load_recipe
+    from modelzoo.catalog import builtin
+    from modelzoo.engine.recipe import load_recipe
 
     recipes = tmp_path / "recipes"
     recipes.mkdir()

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from modelzoo.cli import main
+from modelzoo.cli.main import main
+from modelzoo.engine.lr_finder import find_lr, suggest
+from modelzoo.engine.recipe import validate
 from modelzoo.errors import ZooError
-from modelzoo.lr_finder import find_lr, suggest
-from modelzoo.recipe import validate
 from modelzoo.testing import write_color_images
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny tensors run faster on one thread

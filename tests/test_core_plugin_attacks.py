@@ -151,7 +151,7 @@ NOTED = {
 REPORTED = {
     "badimport": ("failed", "import failed: RuntimeError: zt_badimport needs libfoo"),
     "hookraises": ("failed", "modelzoo_specs raised KeyError: 'boom from the hook'"),
-    "malformed": ("degraded", "invalid spec(s): expected a modelzoo.specs.Spec, got object"),
+    "malformed": ("degraded", "invalid spec(s): expected a modelzoo.sdk.Spec, got object"),
     "collide": ("ok", "name collisions (use plugin:name):", "test_convnext: collide:test_convnext, timm:test_convnext"),
     "slow": ("ok",),
     "printer": ("ok",),
@@ -287,7 +287,7 @@ def test_collisions_need_the_plugin_name_and_aliases_are_not_hijacked(site, cach
 FINETUNE_ALL = """
 import contextlib, io, json, os, sys
 from modelzoo import catalog
-from modelzoo.cli import main
+from modelzoo.cli.main import main
 
 results = {}
 for culprit, recipe, out in json.loads(sys.argv[1]):

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 import modelzoo
-from modelzoo import catalog as catalog_mod
-from modelzoo.cli import main
+from modelzoo.catalog import lookup as catalog_mod
+from modelzoo.cli.main import main
 from modelzoo.errors import ZooError
 from modelzoo.testing import GOOD_BUILDER, GOOD_PLUGIN, zoo_subprocess
 
@@ -105,7 +105,7 @@ def test_each_broken_plugin_is_reported_with_its_reason(broken_site):
     assert p["badspecs"].status == "degraded"
     assert p["badspecs"].counts == {"head": 1}
     problems = "\n".join(p["badspecs"].problems)
-    assert "expected a modelzoo.specs.Spec, got object" in problems
+    assert "expected a modelzoo.sdk.Spec, got object" in problems
     assert "'zt_no_outputs': outputs must be a non-empty subset" in problems
     assert "'zt_bad_task': tasks must be a list of task names" in problems
     assert p["allbad"].status == "failed" and "name must be" in p["allbad"].error
@@ -138,7 +138,7 @@ def test_zoo_plugins_lists_failures_and_exits_0(broken_site):
     assert rows["good"][1:3] == ["zt-good", "1.0"]
     assert "  badimport: import failed: ModuleNotFoundError" in proc.stdout
     assert "  raises: modelzoo_specs raised RuntimeError: boom from the hook" in proc.stdout
-    assert "  badspecs: 3 invalid spec(s): expected a modelzoo.specs.Spec, got object" in proc.stdout
+    assert "  badspecs: 3 invalid spec(s): expected a modelzoo.sdk.Spec, got object" in proc.stdout
     assert "  dups: 1 invalid spec(s): duplicate backbone 'ZT_DUP'" in proc.stdout
 
     proc = zoo_subprocess("list", "--names", env=env, timeout=120)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from modelzoo.engine.recipe import apply_overrides, load_recipe, validate
 from modelzoo.errors import RecipeError
-from modelzoo.recipe import apply_overrides, load_recipe, validate
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = REPO / "zoo" / "effnet-lite0-fashion-mnist.toml"

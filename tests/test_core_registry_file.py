@@ -8,9 +8,9 @@ import shutil
 import pytest
 from conftest import ROOT
 
-from modelzoo.cli import main
+from modelzoo.catalog.registry_file import build_registry, check_registry, registry_plugins, render, write_registry
+from modelzoo.cli.main import main
 from modelzoo.errors import ZooError
-from modelzoo.registry_file import build_registry, check_registry, registry_plugins, render, write_registry
 
 REGISTRY = ROOT / "registry.json"
 

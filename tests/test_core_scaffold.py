@@ -11,7 +11,7 @@ import tomllib
 
 import pytest
 
-from modelzoo.cli import main
+from modelzoo.cli.main import main
 from modelzoo.testing import clean_env, zoo_subprocess
 
 
@@ -89,7 +89,7 @@ def test_plugins_new_refuses_to_overwrite(tmp_path, capsys):
 
 def test_skeleton_registers_when_on_the_path(tmp_path, fake_site, monkeypatch):
     """Without pip: the skeleton's module plus a dist-info naming its entry point is a plugin."""
-    from modelzoo import catalog as catalog_mod
+    from modelzoo.catalog import lookup as catalog_mod
 
     assert main(["plugins", "new", "zoo-onpath", "--dir", str(tmp_path)]) == 0
     monkeypatch.syspath_prepend(str(tmp_path / "zoo-onpath" / "src"))

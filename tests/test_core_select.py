@@ -17,12 +17,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from modelzoo import ranking
-from modelzoo.cli import main
-from modelzoo.cli_select import parse_duration
+from modelzoo.cli.main import main
+from modelzoo.cli.select import parse_duration
+from modelzoo.engine.recipe import load_recipe, validate
 from modelzoo.errors import ZooError
-from modelzoo.recipe import load_recipe, validate
-from modelzoo.select import base_recipe, check_task_supports_select, select
+from modelzoo.select import ranking
+from modelzoo.select.candidates import base_recipe, check_task_supports_select
+from modelzoo.select.pipeline import select
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -156,7 +157,7 @@ def test_select_ranks_writes_outputs_and_its_recipe_finetunes_on_the_cached_feat
     # the recipe it wrote is valid, names the winner, and its head stage reads the selection's features
     recipe = load_recipe(record["recipe_file"])
     assert recipe.model.backbone.endswith(names[0].split(".")[0]) and recipe.model.pretrained == "toy"
-    computed = count_calls(monkeypatch, __import__("modelzoo.engine").engine, "compute_features")
+    computed = count_calls(monkeypatch, __import__("modelzoo.engine.trainer").engine.trainer, "compute_features")
     assert main(["finetune", record["recipe_file"], "--out", str(toy["out"] / "run"), "--quiet"]) == 0
     assert computed == [], "the fine-tune of the pick recomputed the features select had cached"
     assert (toy["out"] / "run" / "model.safetensors").is_file()
@@ -167,7 +168,7 @@ def test_a_second_selection_computes_no_features_and_no_scores(toy, monkeypatch)
 
     assert run_select(toy) == 0
     first = json.loads((toy["out"] / "selection.json").read_text())
-    features = count_calls(monkeypatch, __import__("modelzoo.engine").engine, "compute_features")
+    features = count_calls(monkeypatch, __import__("modelzoo.engine.trainer").engine.trainer, "compute_features")
     scores = count_calls(monkeypatch, ClassificationTask, "transfer_scores")
     assert run_select(toy) == 0
     second = json.loads((toy["out"] / "selection.json").read_text())
@@ -185,7 +186,7 @@ def test_entry_features_are_scored_cached_and_recomputed_without_a_full_pass(toy
     stops at the entry recomputes them (no full feature pass) and the scores come out the same."""
     from zoo_classification.classify import ClassificationTask
 
-    from modelzoo.featurecache import shared_path
+    from modelzoo.engine.featurecache import shared_path
 
     assert run_select(toy, "--set", "stages.1.train=last:2") == 0
     first = json.loads((toy["out"] / "selection.json").read_text())
@@ -197,7 +198,7 @@ def test_entry_features_are_scored_cached_and_recomputed_without_a_full_pass(toy
     )
     for c in first["candidates"]:
         assert 0 < c["scores"]["entry_probe"] <= 1 and c["scores"]["entry_logme"] != c["scores"]["logme"]
-    from modelzoo import select as select_mod
+    from modelzoo.select import pipeline as select_mod
 
     def entry_files() -> dict[Path, int]:  # by inode: a rewrite (atomic) is a new file; a hit only touches it
         found = {}
@@ -207,7 +208,7 @@ def test_entry_features_are_scored_cached_and_recomputed_without_a_full_pass(toy
         return found
 
     before = entry_files()
-    features = count_calls(monkeypatch, __import__("modelzoo.engine").engine, "compute_features")
+    features = count_calls(monkeypatch, __import__("modelzoo.engine.trainer").engine.trainer, "compute_features")
     scores = count_calls(monkeypatch, ClassificationTask, "transfer_scores")
     passes = count_calls(monkeypatch, select_mod, "_entry_pass")
     assert run_select(toy, "--set", "stages.1.train=last:2") == 0
@@ -297,7 +298,7 @@ def test_weighted_tau_is_scipys():
 
 def test_validation_reports_tau_regret_and_noise(toy, monkeypatch):
     """--validate on stubbed fine-tunes: the statistics, not the training, are under test here."""
-    from modelzoo import select_validate
+    from modelzoo.select import validate as select_validate
 
     sel = select(base_recipe(toy["recipe"]), ["test_*"], samples=18, draws=2)
     truth = {"test_efficientnet": (0.9, 0.8), "test_convnext": (0.5, 0.6)}
@@ -331,7 +332,7 @@ def test_validation_reports_tau_regret_and_noise(toy, monkeypatch):
 
 def test_validation_with_more_seeds_averages_noise_over_every_pair(toy, monkeypatch):
     """--seeds 3: seed 2 reverses the order, so one pair of seeds agrees and two disagree: mean tau -1/3."""
-    from modelzoo import select_validate
+    from modelzoo.select import validate as select_validate
 
     sel = select(base_recipe(toy["recipe"]), ["test_*"], samples=18, draws=2, reference=False)
     truth = {"test_efficientnet": (0.9, 0.8, 0.5), "test_convnext": (0.5, 0.6, 0.6)}
@@ -365,7 +366,7 @@ def test_validation_with_more_seeds_averages_noise_over_every_pair(toy, monkeypa
     ],
 )
 def test_a_bad_seeds_option_stops_before_the_selection(capsys, monkeypatch, extra, message):
-    from modelzoo import select as select_mod
+    from modelzoo.select import pipeline as select_mod
 
     monkeypatch.setattr(select_mod, "select", lambda *a, **k: pytest.fail("the selection ran"))
     assert main(["select", "--data", "fashion-mnist", "--candidates", "test_convnext", *extra]) == 2

@@ -10,10 +10,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import modelzoo  # noqa: E402
-from modelzoo import weights  # noqa: E402
+from modelzoo.catalog.specs import PretrainedTag, Spec  # noqa: E402
 from modelzoo.errors import ZooError  # noqa: E402
-from modelzoo.fsutil import sha256_file  # noqa: E402
-from modelzoo.specs import PretrainedTag, Spec  # noqa: E402
+from modelzoo.model import weights  # noqa: E402
+from modelzoo.util.files import sha256_file  # noqa: E402
 
 LITE0 = "tf_efficientnet_lite0.in1k_pkg"
 MOBILENET = "torchvision:mobilenet_v2.imagenet1k_v1"

@@ -16,11 +16,11 @@ import torch
 from safetensors.torch import load_file
 
 import modelzoo
-from modelzoo.engine import Trainer, compute_features, finetune
+from modelzoo.engine.recipe import validate
+from modelzoo.engine.trainer import Trainer, compute_features, finetune
+from modelzoo.engine.training import backbone_groups, param_groups, select_groups, set_trainable, train_mode
 from modelzoo.errors import ZooError
-from modelzoo.recipe import validate
 from modelzoo.testing import write_color_images
-from modelzoo.training import backbone_groups, param_groups, select_groups, set_trainable, train_mode
 
 
 @pytest.fixture(scope="module")

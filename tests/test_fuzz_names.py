@@ -13,10 +13,10 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from modelzoo import catalog as catalog_mod
-from modelzoo.cli import main
+from modelzoo.catalog import lookup as catalog_mod
+from modelzoo.catalog.specs import KINDS
+from modelzoo.cli.main import main
 from modelzoo.errors import ZooError
-from modelzoo.specs import KINDS
 from modelzoo.testing import reliability
 
 pytestmark = [pytest.mark.attack("names"), pytest.mark.usefixtures("real_catalog")]

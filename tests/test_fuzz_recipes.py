@@ -18,8 +18,8 @@ import tomli_w
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from modelzoo.engine.recipe import ModelCfg, OptimizerCfg, Recipe, StageCfg, apply_overrides, load_recipe, validate
 from modelzoo.errors import RecipeError
-from modelzoo.recipe import ModelCfg, OptimizerCfg, Recipe, StageCfg, apply_overrides, load_recipe, validate
 from modelzoo.testing import reliability
 
 pytestmark = [pytest.mark.attack("recipes"), pytest.mark.usefixtures("real_catalog")]

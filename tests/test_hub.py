@@ -25,7 +25,7 @@ torch = pytest.importorskip("torch")
 from safetensors.torch import save_file  # noqa: E402
 
 import modelzoo  # noqa: E402
-from modelzoo.hub import MANIFEST, parse_manifest  # noqa: E402
+from modelzoo.hub.manifest import MANIFEST, parse_manifest  # noqa: E402
 
 ARCH = "timm:test_efficientnet"
 LABELS = ["cat", "dog", "eel"]
@@ -136,7 +136,7 @@ def zoo(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.
 
 BATCH = """
 import contextlib, io, json, sys
-from modelzoo.cli import main
+from modelzoo.cli.main import main
 results = []
 for argv in json.loads(sys.argv[1]):
     out, err = io.StringIO(), io.StringIO()
@@ -253,7 +253,7 @@ def test_card_is_honest_about_license_and_base_model():
     from huggingface_hub import ModelCard
 
     from modelzoo.errors import ZooError
-    from modelzoo.modelcard import build_card
+    from modelzoo.hub.card import build_card
 
     config = {
         "task": "image-classification",
@@ -511,7 +511,7 @@ def test_python_api_push_model_and_load_hf_hub(server, tmp_path):
         "print(url, sha, same)\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", "import modelzoo.hub\n" + script],
+        [sys.executable, "-c", "import modelzoo.hub.upload\n" + script],
         env=hub_env(server, tmp_path / "home"),
         capture_output=True,
         text=True,
@@ -528,8 +528,8 @@ def test_zoo_finetune_run_round_trips(server, tmp_path):
     """A real run folder written by the engine: push, pull at the sha, same predictions, complete card."""
     from PIL import Image
 
-    from modelzoo.engine import finetune
-    from modelzoo.recipe import validate
+    from modelzoo.engine.recipe import validate
+    from modelzoo.engine.trainer import finetune
 
     images = []
     for split, count in (("train", 6), ("val", 2)):

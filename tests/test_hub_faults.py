@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from modelzoo.hub import MANIFEST
+from modelzoo.hub.manifest import MANIFEST
 from modelzoo.testing import hub_env
 from modelzoo.testing.hubserver import TEST_TOKEN, HubServer
 
@@ -228,7 +228,7 @@ def test_a_lock_that_disagrees_with_the_server(server, run, pushed, tmp_path):
 # -- tokens -------------------------------------------------------------------------------------------
 BATCH = """
 import contextlib, io, json, os, sys
-from modelzoo.cli import main
+from modelzoo.cli.main import main
 from modelzoo.errors import ZooError
 import modelzoo
 results = []

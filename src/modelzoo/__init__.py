@@ -16,7 +16,7 @@ from . import sdk as _sdk
 __version__ = "0.1.0"
 
 #: the user API beyond the SDK: name -> module
-_USER_API = {"finetune": "modelzoo.engine", "push": "modelzoo.hub", "pull": "modelzoo.hub"}
+_USER_API = {"finetune": "modelzoo.engine.trainer", "push": "modelzoo.hub.upload", "pull": "modelzoo.hub.download"}
 
 
 def __getattr__(name: str) -> Any:

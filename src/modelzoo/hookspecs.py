@@ -1,7 +1,7 @@
 """The hooks a modelzoo plugin implements (pluggy, entry-point group ``modelzoo``).
 
 A plugin module decorates functions with ``@modelzoo.hookimpl``; the entry point names the module.
-Hooks return plain :mod:`modelzoo.specs` data, so the catalog can be cached and listed without torch.
+Hooks return plain :mod:`modelzoo.catalog.specs` data, so the catalog can be cached and listed without torch.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .model import TaskModel
+from .model.task import TaskModel
 
 
 def load(path: str | Path) -> TaskModel:
@@ -14,10 +14,10 @@ def load(path: str | Path) -> TaskModel:
     ``hf-hub:org/name[@rev]`` pulls (or finds in the HF cache) that repo first, verified against its
     sha256 manifest; nothing from the repo is executed.
     """
-    from .runfolder import load_model
+    from .model.folder import load_model
 
     if str(path).startswith("hf-hub:"):
-        from .hub import pull
+        from .hub.download import pull
 
         path = pull(str(path)[len("hf-hub:") :]).path
     return load_model(path)

@@ -16,7 +16,7 @@ from zoo_classification.labels import match_folders, read_label_map, safe_name
 
 import modelzoo
 from modelzoo import ZooError
-from modelzoo.cli import main
+from modelzoo.cli.main import main
 
 LABELS = ["T-shirt/top", "Trouser", "Ankle boot", "a:b"]
 

@@ -650,7 +650,7 @@ def test_finetune_writes_a_detection_run_that_loads_and_predicts(real_catalog, t
 def test_zoo_predict_prints_boxes_and_draws_them(real_catalog, tiny_run, tmp_path, capsys):
     from PIL import Image
 
-    from modelzoo.cli import main
+    from modelzoo.cli.main import main
 
     run, image = str(tiny_run.path), tiny_run.image
     expected = modelzoo.load(run).predict([str(image)], score_threshold=0.0)[0]
@@ -681,7 +681,7 @@ def test_zoo_predict_prints_boxes_and_draws_them(real_catalog, tiny_run, tmp_pat
 
 
 def test_zoo_predict_refuses_options_of_other_tasks(real_catalog, tiny_run, capsys):
-    from modelzoo.cli import main
+    from modelzoo.cli.main import main
 
     assert main(["predict", str(tiny_run.path), str(tiny_run.image), "--top-k", "3"]) == 2
     captured = capsys.readouterr()
@@ -692,7 +692,7 @@ def test_zoo_predict_refuses_options_of_other_tasks(real_catalog, tiny_run, caps
 
 
 def test_zoo_eval_prints_the_per_class_ap_table(real_catalog, tiny_run, capsys):
-    from modelzoo.cli import main
+    from modelzoo.cli.main import main
 
     run = str(tiny_run.path)
     summary = json.loads((tiny_run.path / "summary.json").read_text())

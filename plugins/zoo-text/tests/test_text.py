@@ -25,9 +25,9 @@ from zoo_text.task import TextClassification, TextData
 from zoo_text.textdata import load_text_data
 
 import modelzoo
-from modelzoo.recipe import validate
+from modelzoo.engine.recipe import validate
+from modelzoo.engine.training import backbone_groups, param_groups, select_groups, set_trainable
 from modelzoo.sdk import RecipeError, ZooError
-from modelzoo.training import backbone_groups, param_groups, select_groups, set_trainable
 
 POSITIVE = ["good", "great", "delight", "wonderful", "charming", "love", "fun", "brilliant"]
 NEGATIVE = ["bad", "awful", "boring", "dull", "hate", "mess", "tedious", "worst"]
@@ -493,7 +493,7 @@ def test_pooled_encoder_with_a_classification_head_trains_on_cached_embeddings(t
 
 
 def test_load_predict_and_cli_on_texts(tiny_run, capsys, monkeypatch):
-    from modelzoo.cli import main
+    from modelzoo.cli.main import main
 
     run = tiny_run["run"]
     texts = ["this film was a delight", "utterly boring", "the plot was good and charming"]
@@ -594,7 +594,7 @@ def test_hub_round_trip_carries_exactly_the_recorded_files(tiny_run, tmp_path, c
     assert (pulled / "tokenizer.json").read_bytes() == (run.path / "tokenizer.json").read_bytes()
     assert modelzoo.load(pulled).predict(texts) == expected
     # a model without its recipe evaluates on data given in the task's formats (the task's [data] defaults)
-    from modelzoo.cli import main
+    from modelzoo.cli.main import main
 
     (pulled / "recipe.toml").unlink()
     assert main(["eval", str(pulled), "--data", str(tiny_run["val"])]) == 0
@@ -653,7 +653,7 @@ def test_text_task_recipe_and_dataset_are_registered(real_catalog):
     ref = spec.meta["reference"]
     assert ref["val_accuracy"] > max(ref["tfidf_logreg_val_accuracy"], ref["frozen_embeddings_logreg_val_accuracy"])
     assert real_catalog.get("rotten-tomatoes", kind="dataset").tasks == ["text-classification"]
-    from modelzoo.recipe import load_recipe
+    from modelzoo.engine.recipe import load_recipe
 
     recipe = load_recipe("minilm-rotten-tomatoes")  # the registered name: the zoo/ file, wherever installed
     assert recipe.task == "text-classification" and isinstance(recipe.data, TextData)

@@ -9,7 +9,7 @@ import json
 import pytest
 from test_text import sentiment, tiny, tiny_dir, tiny_recipe, write_csv  # noqa: F401  (fixtures)
 
-from modelzoo.cli import main
+from modelzoo.cli.main import main
 
 pytestmark = pytest.mark.usefixtures("one_thread", "tiny")  # tiny: the fake plugin registering tiny-bert
 

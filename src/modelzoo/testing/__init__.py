@@ -79,7 +79,7 @@ def zoo_env(tmp_path, monkeypatch, shared_zoo_cache):
     by the plugin's fingerprint) and ``weights/`` (converted weights, named by the source's sha256).
     A test that needs a truly cold catalog points ``MODELZOO_CACHE`` elsewhere.
     """
-    from modelzoo import catalog as catalog_mod
+    from modelzoo.catalog import lookup as catalog_mod
 
     cache = tmp_path / "zoo-cache"
     cache.mkdir()
@@ -98,7 +98,7 @@ def zoo_env(tmp_path, monkeypatch, shared_zoo_cache):
 def full_catalog():
     """The catalog of the installed plugins, loaded once per session (from the shipped registry and the
     cache where they are current, live where not), checked to have loaded cleanly."""
-    from modelzoo import catalog as catalog_mod
+    from modelzoo.catalog import lookup as catalog_mod
 
     saved = os.environ.pop("MODELZOO_PLUGINS", None)
     try:
@@ -114,7 +114,7 @@ def full_catalog():
 @pytest.fixture
 def real_catalog(full_catalog, monkeypatch):
     """Make the session's real catalog the process-wide one for this test."""
-    from modelzoo import catalog as catalog_mod
+    from modelzoo.catalog import lookup as catalog_mod
 
     monkeypatch.setattr(catalog_mod, "_CATALOG", full_catalog)
     return full_catalog
@@ -181,7 +181,7 @@ class FakeSite:
 
     def refresh(self) -> None:
         """What an installer's caller must do: forget cached finders and the in-process catalog."""
-        from modelzoo import catalog as catalog_mod
+        from modelzoo.catalog import lookup as catalog_mod
 
         importlib.invalidate_caches()
         catalog_mod.reset()
@@ -226,7 +226,7 @@ GOOD_PLUGIN = """
 
 GOOD_BUILDER = """
     from torch import nn
-    from modelzoo.backbone import Backbone, FeatureInfo
+    from modelzoo.model.backbone import Backbone, FeatureInfo
 
     def build(spec, output="pooled", pretrained=None, width=8):
         net = nn.Sequential(nn.Conv2d(3, width, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())

@@ -1,0 +1,194 @@
+"""Fine-tuning on several processes: torch.distributed (NCCL on CUDA, gloo on CPU) and DDP.
+
+Processes are started by PyTorch's own launcher (``torch.distributed.run`` / ``torchrun``; ``zoo
+finetune --nproc N`` calls it, see :mod:`modelzoo.engine.launch`), which sets ``RANK``, ``WORLD_SIZE`` and
+``LOCAL_RANK``. What this module adds is what makes N processes train like one:
+
+* **The global batch.** The recipe's ``batch_size`` is the global batch. Every process draws the same
+  shuffled order (the one a single process's DataLoader would draw), cuts it into the same global
+  batches, and takes its own contiguous share of each; a share's loss is weighted by its size, so
+  the averaged gradient is the gradient of the whole global batch, also when the last batch is
+  short or a process's share is empty (it then runs one example with weight 0, keeping the
+  collective calls in step).
+* **Evaluation.** Each example is evaluated by exactly one process (no padding, so nothing is
+  counted twice); the tasks' picklable ``eval_batch`` outputs are gathered before the metrics.
+* **Only rank 0 writes**, and rank 0 alone reads the run folder; what other processes need from it
+  (a checkpoint to resume) is broadcast, so nodes without a shared file system work.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import torch
+
+from ..errors import ZooError
+
+#: seconds a collective (or joining the group) may wait before the run stops with an error
+DEFAULT_TIMEOUT = 600.0
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the processes of a run."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+    #: started by torchrun: a process group (and DDP) even for a world of one, as the launcher asked
+    launched: bool = False
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1 or self.launched
+
+    @property
+    def main(self) -> bool:
+        """Rank 0: the only process that writes (run folder, checkpoints, plots, Hub)."""
+        return self.rank == 0
+
+
+def world_from_env() -> World:
+    """The world torchrun describes in the environment (one process when it is not set)."""
+    try:
+        size = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", str(rank)))
+    except ValueError:
+        raise ZooError("RANK / WORLD_SIZE / LOCAL_RANK must be whole numbers (they are set by torchrun)") from None
+    if size < 1 or not 0 <= rank < size:
+        raise ZooError(f"RANK {rank} / WORLD_SIZE {size} do not describe a process of the run; launch with torchrun")
+    return World(rank=rank, size=size, local_rank=local, launched="WORLD_SIZE" in os.environ)
+
+
+def timeout_seconds() -> float:
+    try:
+        return float(os.environ.get("MODELZOO_DIST_TIMEOUT", DEFAULT_TIMEOUT))
+    except ValueError:
+        raise ZooError("MODELZOO_DIST_TIMEOUT must be a number of seconds") from None
+
+
+def init(world: World, device: torch.device) -> None:
+    """Join the process group (NCCL on CUDA, gloo on CPU); a rendezvous that fails is one clear line."""
+    import torch.distributed as dist
+
+    if not world.distributed or dist.is_initialized():
+        return
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
+    try:
+        dist.init_process_group(
+            backend=backend, rank=world.rank, world_size=world.size, timeout=timedelta(seconds=timeout_seconds())
+        )
+    except Exception as exc:
+        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ZooError(
+            f"rank {world.rank} could not join the {backend} process group at {where} ({detail}); check the"
+            " rendezvous address and port (a port in use, a host not reachable) or set MODELZOO_DIST_TIMEOUT"
+        ) from None
+
+
+def close() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+# -- what each process trains and evaluates -----------------------------------------------------
+def shuffled_order(n: int, seed: int) -> list[int]:
+    """The order ``DataLoader(shuffle=True, generator=Generator().manual_seed(seed))`` visits ``n``
+    examples in (it draws its workers' base seed from the generator first, then the permutation), so
+    one process and N processes see the same global batches; a test checks it against DataLoader."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.empty((), dtype=torch.int64).random_(generator=gen)
+    return torch.randperm(n, generator=gen).tolist()
+
+
+def share(items: list[int], world: World) -> list[int]:
+    """This process's contiguous share of ``items`` (shares differ in size by at most one)."""
+    k, extra = divmod(len(items), world.size)
+    start = world.rank * k + min(world.rank, extra)
+    return items[start : start + k + (world.rank < extra)]
+
+
+class GlobalBatchSampler(torch.utils.data.Sampler):
+    """Batches of this process's share of each global batch, and the weight of each batch's loss.
+
+    ``weights[i]`` makes the average of the processes' gradients the global batch's gradient:
+    ``len(share) * world.size / len(global batch)``; an empty share runs one example with weight 0.
+    """
+
+    def __init__(self, n: int, global_batch: int, world: World, seed: int | None) -> None:
+        order = shuffled_order(n, seed) if seed is not None else list(range(n))
+        self.batches: list[list[int]] = []
+        self.weights: list[float] = []
+        for start in range(0, n, global_batch):
+            chunk = order[start : start + global_batch]
+            mine = share(chunk, world)
+            self.batches.append(mine or chunk[:1])
+            self.weights.append(len(mine) * world.size / len(chunk))
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+class ShareSampler(torch.utils.data.Sampler):
+    """Every example in order, or this process's contiguous share of them (evaluation, features)."""
+
+    def __init__(self, n: int, world: World) -> None:
+        self.indices = share(list(range(n)), world)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+# -- collectives ------------------------------------------------------------------------------------
+def gather(items: list[Any], world: World) -> list[Any]:
+    """Every process's ``items``, concatenated in rank order (each process gets the whole list)."""
+    if not world.distributed:
+        return items
+    import torch.distributed as dist
+
+    parts: list[Any] = [None] * world.size
+    dist.all_gather_object(parts, items)
+    return [item for part in parts for item in part]
+
+
+def broadcast(obj: Any, world: World) -> Any:
+    """Rank 0's ``obj`` on every process."""
+    if not world.distributed:
+        return obj
+    import torch.distributed as dist
+
+    box = [obj if world.main else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def sum_all(values: list[float], world: World) -> list[float]:
+    """Element-wise sums over the processes (train loss totals and counts)."""
+    if not world.distributed:
+        return values
+    import torch.distributed as dist
+
+    tensor = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(tensor)
+    return tensor.tolist()
+
+
+def barrier(world: World) -> None:
+    if world.distributed:
+        import torch.distributed as dist
+
+        dist.barrier()

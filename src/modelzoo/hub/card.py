@@ -1,0 +1,260 @@
+"""The model card (``README.md``) for a pushed run: Hub metadata in YAML, the story in Markdown.
+
+Everything on the card is derived from the run folder, never from defaults, so the card cannot claim
+what the run does not show: the license is the pretrained weights' license, ``base_model`` is named
+only when the backbone weights demonstrably came from a Hub repo, ``model-index`` holds the metrics
+the engine measured. The text is a pure function of the run's files (no dates, no versions), which
+is what makes re-pushing an unchanged run a no-op. The model's task (a plugin) contributes what only
+it knows: the Hub ``pipeline_tag``, metric names, an example input and per-class results.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import tomllib
+from pathlib import Path
+from typing import Any
+
+
+def task_card(config: dict[str, Any], summary: dict[str, Any]) -> tuple[str | None, Any]:
+    """``(pipeline_tag, CardInfo)`` from the model's task plugin; a generic card if it is not installed."""
+    from ..errors import ZooError
+    from ..model.task import CardInfo, create_task
+
+    try:
+        task = create_task(str(config.get("task", "")))
+        return task.pipeline_tag, task.card(config, summary)
+    except ZooError:
+        return None, CardInfo()
+
+
+def hub_repo_of(source: str | None) -> str | None:
+    """``hf-hub:org/name[@rev][::file]`` → ``org/name``; anything else → None."""
+    if not source or not source.startswith("hf-hub:"):
+        return None
+    repo = source[len("hf-hub:") :].split("::", 1)[0].split("@", 1)[0]
+    return repo if repo.count("/") == 1 else None
+
+
+def base_model_of(pretrained: dict[str, Any] | None) -> tuple[str | None, str]:
+    """``(base_model repo or None, one sentence saying where the backbone weights came from)``.
+
+    A non-Hub source (``pkg:``, ``file:``, URL) still names a Hub repo when the same pretrained tag
+    also lists an ``hf-hub:`` source *and* pins a sha256: then every source is the same file.
+    """
+    if not pretrained:
+        return None, "The backbone was trained from scratch (no pretrained weights)."
+    source, tag, digest = pretrained.get("source"), pretrained.get("tag"), pretrained.get("sha256")
+    repo = hub_repo_of(source)
+    where = f"`{tag}` from `{source}`" + (f" (sha256 `{digest[:16]}…`)" if digest else "")
+    if repo:
+        return repo, f"Backbone weights: {where}."
+    for alt in _tag_sources(tag):
+        alt_repo = hub_repo_of(alt)
+        if alt_repo:
+            return alt_repo, f"Backbone weights: {where}; the same sha256-pinned file is published as `{alt}`."
+    return None, f"Backbone weights: {where}. That source is not a Hub repo, so no `base_model` is declared."
+
+
+def _tag_sources(tag: str | None) -> list[str]:
+    """Sources of a sha256-pinned pretrained tag in the local catalog ([] if unknown or unpinned)."""
+    if not tag or "." not in tag:
+        return []
+    try:
+        from ..catalog.lookup import catalog
+
+        arch, _, tag_name = tag.rpartition(".")
+        spec, _ = catalog().resolve(arch, kind="backbone")
+        pinned = spec.tag(tag_name)
+        return list(pinned.sources) if pinned.sha256 else []
+    except Exception:  # catalog problems must never block a push; the card just names less
+        return []
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={_fmt(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    return str(value)
+
+
+def recipe_summary(recipe_text: str | None) -> list[str]:
+    """Markdown bullet lines summarising a resolved recipe (whatever its exact schema)."""
+    if not recipe_text:
+        return ["- (no recipe.toml in the run folder)"]
+    try:
+        data = tomllib.loads(recipe_text)
+    except tomllib.TOMLDecodeError:
+        return ["- recipe.toml (not parseable as TOML; see the file)"]
+    lines = []
+    scalars = {k: v for k, v in data.items() if not isinstance(v, (dict, list))}
+    if scalars:
+        lines.append("- " + ", ".join(f"{k}: `{_fmt(v)}`" for k, v in scalars.items()))
+    for key, value in data.items():
+        if isinstance(value, dict):
+            lines.append(f"- **{key}**: " + ", ".join(f"{k}=`{_fmt(v)}`" for k, v in value.items()))
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            lines.append(f"- **{key}**:")
+            for i, item in enumerate(value, 1):
+                lines.append(f"  {i}. " + ", ".join(f"{k}=`{_fmt(v)}`" for k, v in item.items()))
+        elif isinstance(value, list):
+            lines.append(f"- **{key}**: `{_fmt(value)}`")
+    return lines
+
+
+def metrics_table(rows: list[dict[str, Any]], limit: int = 20) -> list[str]:
+    """The per-epoch metrics (last ``limit`` rows) as a Markdown table."""
+    if not rows:
+        return []
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns and not isinstance(row[k], (dict, list))]
+    shown = rows[-limit:]
+    out = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    out += ["| " + " | ".join(_fmt(r.get(c, "")) for c in columns) + " |" for r in shown]
+    if len(rows) > limit:
+        out.append(f"\n(last {limit} of {len(rows)} epochs; all in `metrics.jsonl`)")
+    return out
+
+
+def _read(path: Path | None) -> str | None:
+    return path.read_text(encoding="utf-8") if path is not None and path.is_file() else None
+
+
+def build_card(
+    repo_id: str,
+    config: dict[str, Any],
+    files: dict[str, Path],
+    summary: dict[str, Any] | None = None,
+    license: str | None = None,
+) -> str:
+    """The README.md text for ``repo_id`` from a run's ``config.json``, ``summary.json`` and files.
+
+    ``license`` only fills in for a model without a pretrained-weights license (trained from
+    scratch, or weights of unknown license); it never overrides a known one.
+    """
+    from huggingface_hub import EvalResult, ModelCardData
+
+    from ..errors import ZooError
+
+    summary = summary or {}
+    pipeline_tag, info = task_card(config, summary)
+    metric_names = {"loss": "Loss", **info.metric_names}
+    labels = list(config.get("labels") or [])
+    task = config.get("task", "")
+    backbone, head = config.get("backbone", {}), config.get("head", {})
+    pretrained = backbone.get("pretrained")
+    weights_license = (pretrained or {}).get("license")
+    if weights_license and license and license != weights_license:
+        raise ZooError(
+            f"the pretrained weights are licensed {weights_license!r}; the card states that license, not {license!r}"
+        )
+    card_license = weights_license or license
+    base_model, weights_note = base_model_of(pretrained)
+    dataset = {**(summary.get("dataset") or {}), **(config.get("dataset") or {})}
+    dataset_name = dataset.get("name")
+    hub_dataset = dataset.get("hub_id")
+    arch = str(backbone.get("name", "")).split(":")[-1]
+    plugin = str(backbone.get("name", "")).partition(":")[0] if ":" in str(backbone.get("name", "")) else None
+    tags = ["modelzoo", task, plugin, arch, str(head.get("name", "")).split(":")[-1] + "-head"]
+    metrics = {k: v for k, v in (summary.get("metrics") or {}).items() if isinstance(v, (int, float))}
+    val_is = str(dataset.get("val_is") or "")
+    split = "test" if "test" in val_is.lower() else "validation"
+    eval_results = [
+        EvalResult(
+            task_type=task,
+            dataset_type=hub_dataset or dataset_name or "unknown",
+            dataset_name=dataset_name or hub_dataset or "unknown",
+            dataset_split=split,
+            metric_type=name,
+            metric_name=metric_names.get(name, name),
+            metric_value=round(float(value), 6),
+        )
+        for name, value in metrics.items()
+    ]
+    data = ModelCardData(
+        library_name="modelzoo",
+        license=card_license,
+        base_model=base_model,
+        datasets=[hub_dataset] if hub_dataset else None,
+        pipeline_tag=pipeline_tag,
+        tags=[t for t in tags if t and t != "-head"],
+        model_name=repo_id.split("/")[-1] if eval_results else None,
+        eval_results=eval_results or None,
+    )
+    name = repo_id.split("/")[-1]
+    example = info.example
+    extra = [f for f in config.get("files") or [] if isinstance(f, str)]
+    files_note = f" (+ {', '.join(f'`{f}`' for f in extra)}, recorded in its config)" if extra else ""
+    lines = [
+        "---",
+        data.to_yaml(),
+        "---",
+        "",
+        f"# {name}",
+        "",
+        f"{'An' if task[:1] in 'aeiou' else 'A'} {task} model built and fine-tuned with modelzoo: backbone "
+        f"`{backbone.get('name')}` ({backbone.get('output', 'pooled')} features) + head `{head.get('name')}`, "
+        f"{config.get('num_classes')} classes.",
+        "",
+    ]
+    if metrics:
+        lines += ["## Results", ""]
+        where = f"{dataset_name or 'the evaluation set'}" + (f" ({val_is})" if val_is else f" ({split} split)")
+        lines += [f"Measured by the training run on {where}:", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {metric_names.get(k, k)} | {_fmt(float(v))} |" for k, v in metrics.items()]
+        lines.append("")
+        lines += info.results
+    lines += [
+        "## How to use",
+        "",
+        "```python",
+        "import modelzoo",
+        "",
+        f'model = modelzoo.load("hf-hub:{repo_id}")  # add @<commit sha> to pin a revision',
+        f"print(model.predict([{example!r}]))",
+        "```",
+        "",
+        "```bash",
+        f"zoo predict hf-hub:{repo_id} {shlex.quote(example)}",
+        f"zoo pull {repo_id}            # into the HF cache; prints the commit sha",
+        "```",
+        "",
+        f"Loading reads only `config.json` and `model.safetensors`{files_note} (no pickle, no code from this repo); "
+        "`zoo pull` checks every file against `modelzoo.sha256` (also `sha256sum -c modelzoo.sha256`).",
+        "",
+        "## Training",
+        "",
+    ]
+    if dataset_name or hub_dataset:
+        sizes = ", ".join(f"{k.split('_')[1]}: {dataset[k]}" for k in ("num_train", "num_val") if k in dataset)
+        ds = f"[{hub_dataset}](https://huggingface.co/datasets/{hub_dataset})" if hub_dataset else f"`{dataset_name}`"
+        lines += [f"Dataset: {ds}" + (f" ({sizes})" if sizes else "") + ".", ""]
+    lines += ["Resolved recipe (`recipe.toml`):", "", *recipe_summary(_read(files.get("recipe.toml"))), ""]
+    rows = [json.loads(line) for line in (_read(files.get("metrics.jsonl")) or "").splitlines() if line.strip()]
+    if rows:
+        lines += ["Per-epoch metrics (`metrics.jsonl`):", "", *metrics_table(rows), ""]
+    for plot in sorted(p for p in files if p.endswith(".png")):
+        lines += [f"![{Path(plot).stem.replace('_', ' ')}]({plot})", ""]
+    lines += ["## Backbone weights and license", "", weights_note, ""]
+    if weights_license:
+        lines += [f"License: `{weights_license}`, the license of the pretrained backbone weights.", ""]
+    elif card_license:
+        lines += [f"License: `{card_license}`, as declared by the publisher (no pretrained weights license).", ""]
+    else:
+        lines += ["License: not declared (the weights' license is unknown; push with --license to declare one).", ""]
+    if dataset.get("license"):
+        lines += [f"The training data ({dataset_name}) is licensed `{dataset['license']}`.", ""]
+    lines += ["## Model details", ""]
+    if info.input:
+        lines.append(f"- input: {info.input}")
+    if labels:
+        shown = ", ".join(f"`{label}`" for label in labels[:50])
+        lines.append(f"- labels: {shown}" + (f" … ({len(labels)} in all)" if len(labels) > 50 else ""))
+    lines.append("- files: " + ", ".join(f"`{f}`" for f in sorted(files)) + ", `modelzoo.sha256`")
+    lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,162 @@
+"""Assembling backbone + head into a TaskModel, and rebuilding one from its ``config.json`` data.
+
+Assembly checks the backbone/head contract by output kind before building anything, so a wrong
+pairing fails with one line saying what each side offers. The config records everything needed to
+rebuild the model and its preprocessing without the original recipe or network access; reading and
+writing model folders is :mod:`modelzoo.model.folder`'s job.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..catalog.builders import import_builder
+from ..catalog.lookup import catalog, infer_task
+from ..catalog.specs import Spec
+from ..errors import ZooError
+from .backbone import Backbone
+from .task import TaskModel
+
+CONFIG_FORMAT = 1
+
+
+def create_backbone(
+    name: str,
+    pretrained: bool | str = True,
+    output: str | None = None,
+    **options: Any,
+) -> Backbone:
+    """Build a registered backbone, with pretrained weights fetched and sha256-checked.
+
+    ``name`` may be ``arch``, ``arch.tag`` or ``plugin:arch``; ``pretrained`` is True (the tag in
+    the name, else the default tag), False (random init) or a tag name.
+    """
+    spec, name_tag = catalog().resolve(name, kind="backbone")
+    output = output or spec.outputs[0]
+    if output not in spec.outputs:
+        raise ZooError(f"backbone {spec.name!r} emits {', '.join(spec.outputs)}, not {output!r}")
+    tag = None
+    if pretrained:
+        tag = spec.tag(pretrained if isinstance(pretrained, str) else name_tag)
+    builder = import_builder(spec.builder or "")
+    options = {**spec.options, **options}
+    check_options(builder, options, f"backbone {spec.name!r}", skip=1, reserved=("output", "pretrained"))
+    try:
+        backbone = builder(spec, output=output, pretrained=tag, **options)
+    except TypeError as exc:
+        raise ZooError(f"backbone {spec.name!r}: {exc} (check model.backbone_options)") from None
+    if not isinstance(backbone, Backbone):
+        raise ZooError(f"builder {spec.builder} returned {type(backbone).__name__}, not a modelzoo Backbone")
+    return backbone
+
+
+def check_options(
+    builder: Any, options: dict[str, Any], what: str, skip: int = 0, reserved: tuple[str, ...] = ()
+) -> None:
+    """Unknown builder options are one line naming the valid ones (a builder taking ``**kwargs`` checks its own)."""
+    import inspect
+
+    try:
+        params = list(inspect.signature(builder).parameters.values())[skip:]
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return
+    valid = [p.name for p in params if p.kind is not inspect.Parameter.VAR_POSITIONAL and p.name not in reserved]
+    unknown = sorted(k for k in options if k not in valid)
+    if unknown:
+        raise ZooError(f"{what} has no option(s) {unknown}; its options are: {', '.join(valid) or 'none'}")
+
+
+def _check_pairing(backbone: Spec, head: Spec) -> str:
+    shared = [kind for kind in head.consumes if kind in backbone.outputs]
+    if not shared:
+        raise ZooError(
+            f"head {head.name!r} consumes {'/'.join(head.consumes)} but backbone {backbone.name!r} emits "
+            f"{'/'.join(backbone.outputs)}; pick a head for {'/'.join(backbone.outputs)} (zoo list --kind head)"
+        )
+    return shared[0]
+
+
+def assemble(
+    backbone: str,
+    head: str,
+    num_classes: int | None = None,
+    labels: list[str] | None = None,
+    pretrained: bool | str = True,
+    head_options: dict[str, Any] | None = None,
+    backbone_options: dict[str, Any] | None = None,
+    preprocess: dict[str, Any] | None = None,
+    task: str | None = None,
+) -> TaskModel:
+    """Resolve, check and build backbone + head; record how to rebuild them in ``config``.
+
+    ``labels`` name the model's outputs (class names; ``num_classes`` defaults to their number).
+    ``task`` defaults to the one task the backbone and head are both for.
+    """
+
+    cat = catalog()
+    bb_spec, _ = cat.resolve(backbone, kind="backbone")
+    head_spec = cat.get(head, kind="head")
+    output = _check_pairing(bb_spec, head_spec)
+    task = cat.task(task).name if task else infer_task(bb_spec, head_spec)
+    if head_spec.tasks and task not in head_spec.tasks:
+        raise ZooError(
+            f"head {head_spec.name!r} is for {', '.join(head_spec.tasks)}, not {task};"
+            f" pick one of: {', '.join(s.name for s in cat.filter(kind='head', task=task)) or 'none installed'}"
+        )
+    if num_classes is None:
+        if labels is None:
+            raise ZooError("assemble needs labels (the output names) or num_classes")
+        num_classes = len(labels)
+    if labels is not None and len(labels) != num_classes:
+        raise ZooError(f"{len(labels)} labels given for num_classes={num_classes}")
+    if num_classes < 1:
+        raise ZooError("a model needs at least one output (num_classes >= 1)")
+    bb = create_backbone(backbone, pretrained=pretrained, output=output, **(backbone_options or {}))
+    head_opts = {**head_spec.options, **(head_options or {})}
+    head_builder = import_builder(head_spec.builder or "")
+    check_options(head_builder, head_opts, f"head {head_spec.name!r}", skip=2)
+    try:
+        head_module = head_builder(bb, num_classes, **head_opts)
+    except TypeError as exc:
+        raise ZooError(f"head {head_spec.name!r}: {exc} (check model.head_options)") from None
+    config = {
+        "format": CONFIG_FORMAT,
+        "library": "modelzoo",
+        "task": task,
+        "backbone": {
+            "name": bb_spec.qualified_name,
+            "output": output,
+            # a backbone may add options that rebuild it without its pretrained source (a text encoder's config)
+            "options": {**(backbone_options or {}), **bb.config_options},
+            "pretrained": bb.provenance,
+        },
+        "head": {"name": head_spec.qualified_name, "options": head_opts},
+        "num_classes": num_classes,
+        "labels": list(labels) if labels is not None else [str(i) for i in range(num_classes)],
+        "preprocess": {**bb.pretrained_cfg, **(preprocess or {})},
+    }
+    return TaskModel(bb, head_module, config)
+
+
+def from_config(config: dict[str, Any]) -> TaskModel:
+    """Rebuild the architecture recorded in ``config`` (random weights; load a state dict next)."""
+    if config.get("library") != "modelzoo" or not isinstance(config.get("backbone"), dict):
+        raise ZooError("config.json was not written by modelzoo (no 'backbone'/'library' fields)")
+    try:
+        model = assemble(
+            config["backbone"]["name"],
+            config["head"]["name"],
+            num_classes=int(config["num_classes"]),
+            labels=config.get("labels"),
+            pretrained=False,
+            head_options=config["head"].get("options"),
+            backbone_options=config["backbone"].get("options"),
+            preprocess=config.get("preprocess"),
+            task=config.get("task"),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ZooError(f"config.json is incomplete or malformed ({type(exc).__name__}: {exc})") from None
+    model.config = config
+    return model

@@ -1,0 +1,123 @@
+"""Transfer scores of a candidate's features, computed by the task on subsamples it draws, cached per
+features and scorer (the task plugin's fingerprint is part of the key).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+from ..errors import ZooError
+from .features import entry_feature_key
+from .results import ENTRY_PREFIX, Scored
+
+#: what ``--prior`` ranks by unless told otherwise: a key of ``PretrainedTag.metrics``
+SCORES_FORMAT = 1
+
+
+# -- scores -----------------------------------------------------------------------------------------
+class ScoreCache:
+    """Scores of one feature file, by the exact subsample they were computed on (a second selection
+    on the same data recomputes nothing); a JSON file beside the features, in the user cache."""
+
+    def __init__(self, feature_key: str, scorer: str) -> None:
+        from ..util.paths import cache_dir
+
+        self.path = cache_dir() / "select" / f"scores-{feature_key}.json"
+        self.scorer = scorer
+        self.entries: dict[str, dict[str, float]] = {}
+        self.dirty = False
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            if data.get("format") == SCORES_FORMAT and data.get("scorer") == scorer:
+                self.entries = dict(data["entries"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            pass
+
+    @staticmethod
+    def digest(indices: torch.Tensor, seed: int) -> str:
+        h = hashlib.sha256(str(seed).encode())
+        h.update(indices.to(torch.int64).contiguous().numpy().tobytes())
+        return h.hexdigest()[:20]
+
+    def get(self, digest: str) -> dict[str, float] | None:
+        return self.entries.get(digest)
+
+    def put(self, digest: str, scores: dict[str, float]) -> None:
+        self.entries[digest] = scores
+        self.dirty = True
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        from ..util.files import atomic_write_text
+
+        payload = {"format": SCORES_FORMAT, "scorer": self.scorer, "entries": self.entries}
+        try:
+            atomic_write_text(self.path, json.dumps(payload))
+        except OSError:
+            pass  # an unwritable cache only costs time
+        self.dirty = False
+
+
+def _scores(task, item: Scored, caches: tuple[ScoreCache, ...], indices: torch.Tensor, seed: int) -> dict[str, float]:
+    """The task's transfer scores of the final features on one subsample, and (named ``entry_*``)
+    those of the entry features where the candidate has them."""
+    found = _scores_of(task, item.feats, item.targets, caches[0], indices, seed)
+    if item.entry_feats is not None and len(caches) > 1:
+        entry = _scores_of(task, item.entry_feats, item.targets, caches[1], indices, seed)
+        found.update({f"{ENTRY_PREFIX}{name}": value for name, value in entry.items()})
+    return found
+
+
+def _score_caches(task, item: Scored) -> tuple[ScoreCache, ...]:
+    scorer = _scorer_id(task)
+    caches = [ScoreCache(item.feature_key, scorer)]
+    if item.entry_feats is not None:
+        caches.append(ScoreCache(entry_feature_key(item.feature_key, item.entry_group or ""), scorer))
+    return tuple(caches)
+
+
+def _scores_of(
+    task, feats: torch.Tensor, targets: torch.Tensor, cache: ScoreCache, indices: torch.Tensor, seed: int
+) -> dict[str, float]:
+    digest = cache.digest(indices, seed)
+    found = cache.get(digest)
+    if found is None:
+        # scores work on small matrices, where one intra-op thread is faster than several, and far
+        # faster on a busy machine (measured: a linear probe 3 s on one thread, 22 s on two)
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            raw = task.transfer_scores(feats[indices], targets[indices], seed)
+        finally:
+            torch.set_num_threads(before)
+        found = {k: float(v) for k, v in raw.items()}
+        if not found:
+            raise ZooError(f"task {task.name!r}: transfer_scores returned no scores; fix its plugin")
+        cache.put(digest, found)
+    return found
+
+
+def _mean_scores(draws: list[dict[str, float]]) -> dict[str, float]:
+    return {k: sum(d[k] for d in draws) / len(draws) for k in draws[0]}
+
+
+def _scorer_id(task) -> str:
+    """Which code computed the scores: the task class and a digest of the package implementing its
+    ``transfer_scores`` (so editing or upgrading that plugin invalidates every cached score)."""
+    import sys
+
+    cls = type(task)
+    owner = next(k for k in cls.__mro__ if "transfer_scores" in vars(k))  # the class that implements it
+    package = sys.modules.get(owner.__module__.split(".")[0])
+    files = [Path(p) for d in getattr(package, "__path__", []) for p in sorted(Path(d).rglob("*.py"))]
+    if not files and getattr(package, "__file__", None):
+        files = [Path(package.__file__)]
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.read_bytes())
+    return f"{cls.__module__}.{cls.__qualname__}:{digest.hexdigest()[:16]}"
