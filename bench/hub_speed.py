@@ -1,7 +1,7 @@
 """How much do `zoo push` + `zoo pull` cost over raw huggingface_hub upload_folder + snapshot_download?
 
 Both sides move the same ~50 MB run folder (timm resnet18, random init) through the same local
-Hub-compatible server (tests/hubserver.py) in the same run. zoo adds a generated model card, a
+Hub-compatible server (modelzoo.testing.hubserver) in the same run. zoo adds a generated model card, a
 sha256 manifest, the remote-hash comparison that makes re-pushes idempotent, and the sha256
 verification of every pulled file; the target is a total ratio <= 1.1.
 
@@ -80,7 +80,7 @@ def make_run(folder: Path, arch: str) -> int:
 
 
 def main() -> None:
-    from hubserver import TEST_TOKEN, HubServer
+    from modelzoo.testing.hubserver import TEST_TOKEN, HubServer
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import shlex
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,38 @@ def _read(path: Path | None) -> str | None:
     return path.read_text(encoding="utf-8") if path is not None and path.is_file() else None
 
 
+@dataclass
+class _Facts:
+    """What the card's sections share, read once from the run's config and summary."""
+
+    repo_id: str
+    config: dict[str, Any]
+    summary: dict[str, Any]
+    files: dict[str, Path]
+    info: Any
+    metric_names: dict[str, str]
+    task: str
+    backbone: dict[str, Any]
+    head: dict[str, Any]
+    weights_license: str | None
+    card_license: str | None
+    dataset: dict[str, Any]
+    metrics: dict[str, float]
+    split: str
+
+    @property
+    def dataset_name(self) -> str | None:
+        return self.dataset.get("name")
+
+    @property
+    def hub_dataset(self) -> str | None:
+        return self.dataset.get("hub_id")
+
+    @property
+    def val_is(self) -> str:
+        return str(self.dataset.get("val_is") or "")
+
+
 def build_card(
     repo_id: str,
     config: dict[str, Any],
@@ -137,124 +170,156 @@ def build_card(
     ``license`` only fills in for a model without a pretrained-weights license (trained from
     scratch, or weights of unknown license); it never overrides a known one.
     """
-    from huggingface_hub import EvalResult, ModelCardData
-
     from ..errors import ZooError
 
     summary = summary or {}
     pipeline_tag, info = task_card(config, summary)
-    metric_names = {"loss": "Loss", **info.metric_names}
-    labels = list(config.get("labels") or [])
-    task = config.get("task", "")
-    backbone, head = config.get("backbone", {}), config.get("head", {})
-    pretrained = backbone.get("pretrained")
-    weights_license = (pretrained or {}).get("license")
+    backbone = config.get("backbone", {})
+    weights_license = (backbone.get("pretrained") or {}).get("license")
     if weights_license and license and license != weights_license:
         raise ZooError(
             f"the pretrained weights are licensed {weights_license!r}; the card states that license, not {license!r}"
         )
-    card_license = weights_license or license
-    base_model, weights_note = base_model_of(pretrained)
     dataset = {**(summary.get("dataset") or {}), **(config.get("dataset") or {})}
-    dataset_name = dataset.get("name")
-    hub_dataset = dataset.get("hub_id")
-    arch = str(backbone.get("name", "")).split(":")[-1]
-    plugin = str(backbone.get("name", "")).partition(":")[0] if ":" in str(backbone.get("name", "")) else None
-    tags = ["modelzoo", task, plugin, arch, str(head.get("name", "")).split(":")[-1] + "-head"]
-    metrics = {k: v for k, v in (summary.get("metrics") or {}).items() if isinstance(v, (int, float))}
-    val_is = str(dataset.get("val_is") or "")
-    split = "test" if "test" in val_is.lower() else "validation"
+    facts = _Facts(
+        repo_id=repo_id,
+        config=config,
+        summary=summary,
+        files=files,
+        info=info,
+        metric_names={"loss": "Loss", **info.metric_names},
+        task=config.get("task", ""),
+        backbone=backbone,
+        head=config.get("head", {}),
+        weights_license=weights_license,
+        card_license=weights_license or license,
+        dataset=dataset,
+        metrics={k: v for k, v in (summary.get("metrics") or {}).items() if isinstance(v, (int, float))},
+        split="test" if "test" in str(dataset.get("val_is") or "").lower() else "validation",
+    )
+    lines = ["---", _card_data(facts, pipeline_tag).to_yaml(), "---", ""]
+    lines += _intro(facts) + _results(facts) + _usage(facts) + _training(facts) + _license(facts) + _details(facts)
+    return "\n".join(lines)
+
+
+def _card_data(f: _Facts, pipeline_tag: str | None) -> Any:
+    """The card's YAML metadata: library, license, base model, datasets, tags and ``model-index`` results."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    base_model, _ = base_model_of(f.backbone.get("pretrained"))
+    name = str(f.backbone.get("name", ""))
+    arch = name.split(":")[-1]
+    plugin = name.partition(":")[0] if ":" in name else None
+    tags = ["modelzoo", f.task, plugin, arch, str(f.head.get("name", "")).split(":")[-1] + "-head"]
     eval_results = [
         EvalResult(
-            task_type=task,
-            dataset_type=hub_dataset or dataset_name or "unknown",
-            dataset_name=dataset_name or hub_dataset or "unknown",
-            dataset_split=split,
-            metric_type=name,
-            metric_name=metric_names.get(name, name),
+            task_type=f.task,
+            dataset_type=f.hub_dataset or f.dataset_name or "unknown",
+            dataset_name=f.dataset_name or f.hub_dataset or "unknown",
+            dataset_split=f.split,
+            metric_type=metric,
+            metric_name=f.metric_names.get(metric, metric),
             metric_value=round(float(value), 6),
         )
-        for name, value in metrics.items()
+        for metric, value in f.metrics.items()
     ]
-    data = ModelCardData(
+    return ModelCardData(
         library_name="modelzoo",
-        license=card_license,
+        license=f.card_license,
         base_model=base_model,
-        datasets=[hub_dataset] if hub_dataset else None,
+        datasets=[f.hub_dataset] if f.hub_dataset else None,
         pipeline_tag=pipeline_tag,
         tags=[t for t in tags if t and t != "-head"],
-        model_name=repo_id.split("/")[-1] if eval_results else None,
+        model_name=f.repo_id.split("/")[-1] if eval_results else None,
         eval_results=eval_results or None,
     )
-    name = repo_id.split("/")[-1]
-    example = info.example
-    extra = [f for f in config.get("files") or [] if isinstance(f, str)]
-    files_note = f" (+ {', '.join(f'`{f}`' for f in extra)}, recorded in its config)" if extra else ""
-    lines = [
-        "---",
-        data.to_yaml(),
-        "---",
+
+
+def _intro(f: _Facts) -> list[str]:
+    return [
+        f"# {f.repo_id.split('/')[-1]}",
         "",
-        f"# {name}",
-        "",
-        f"{'An' if task[:1] in 'aeiou' else 'A'} {task} model built and fine-tuned with modelzoo: backbone "
-        f"`{backbone.get('name')}` ({backbone.get('output', 'pooled')} features) + head `{head.get('name')}`, "
-        f"{config.get('num_classes')} classes.",
+        f"{'An' if f.task[:1] in 'aeiou' else 'A'} {f.task} model built and fine-tuned with modelzoo: backbone "
+        f"`{f.backbone.get('name')}` ({f.backbone.get('output', 'pooled')} features) + head `{f.head.get('name')}`, "
+        f"{f.config.get('num_classes')} classes.",
         "",
     ]
-    if metrics:
-        lines += ["## Results", ""]
-        where = f"{dataset_name or 'the evaluation set'}" + (f" ({val_is})" if val_is else f" ({split} split)")
-        lines += [f"Measured by the training run on {where}:", "", "| metric | value |", "|---|---|"]
-        lines += [f"| {metric_names.get(k, k)} | {_fmt(float(v))} |" for k, v in metrics.items()]
-        lines.append("")
-        lines += info.results
-    lines += [
+
+
+def _results(f: _Facts) -> list[str]:
+    if not f.metrics:
+        return []
+    where = f"{f.dataset_name or 'the evaluation set'}" + (f" ({f.val_is})" if f.val_is else f" ({f.split} split)")
+    lines = ["## Results", "", f"Measured by the training run on {where}:", "", "| metric | value |", "|---|---|"]
+    lines += [f"| {f.metric_names.get(k, k)} | {_fmt(float(v))} |" for k, v in f.metrics.items()]
+    return [*lines, "", *f.info.results]
+
+
+def _usage(f: _Facts) -> list[str]:
+    example = f.info.example
+    extra = [name for name in f.config.get("files") or [] if isinstance(name, str)]
+    files_note = f" (+ {', '.join(f'`{name}`' for name in extra)}, recorded in its config)" if extra else ""
+    return [
         "## How to use",
         "",
         "```python",
         "import modelzoo",
         "",
-        f'model = modelzoo.load("hf-hub:{repo_id}")  # add @<commit sha> to pin a revision',
+        f'model = modelzoo.load("hf-hub:{f.repo_id}")  # add @<commit sha> to pin a revision',
         f"print(model.predict([{example!r}]))",
         "```",
         "",
         "```bash",
-        f"zoo predict hf-hub:{repo_id} {shlex.quote(example)}",
-        f"zoo pull {repo_id}            # into the HF cache; prints the commit sha",
+        f"zoo predict hf-hub:{f.repo_id} {shlex.quote(example)}",
+        f"zoo pull {f.repo_id}            # into the HF cache; prints the commit sha",
         "```",
         "",
         f"Loading reads only `config.json` and `model.safetensors`{files_note} (no pickle, no code from this repo); "
         "`zoo pull` checks every file against `modelzoo.sha256` (also `sha256sum -c modelzoo.sha256`).",
         "",
-        "## Training",
-        "",
     ]
-    if dataset_name or hub_dataset:
-        sizes = ", ".join(f"{k.split('_')[1]}: {dataset[k]}" for k in ("num_train", "num_val") if k in dataset)
-        ds = f"[{hub_dataset}](https://huggingface.co/datasets/{hub_dataset})" if hub_dataset else f"`{dataset_name}`"
+
+
+def _training(f: _Facts) -> list[str]:
+    lines = ["## Training", ""]
+    if f.dataset_name or f.hub_dataset:
+        sizes = ", ".join(f"{k.split('_')[1]}: {f.dataset[k]}" for k in ("num_train", "num_val") if k in f.dataset)
+        ds = (
+            f"[{f.hub_dataset}](https://huggingface.co/datasets/{f.hub_dataset})"
+            if f.hub_dataset
+            else f"`{f.dataset_name}`"
+        )
         lines += [f"Dataset: {ds}" + (f" ({sizes})" if sizes else "") + ".", ""]
-    lines += ["Resolved recipe (`recipe.toml`):", "", *recipe_summary(_read(files.get("recipe.toml"))), ""]
-    rows = [json.loads(line) for line in (_read(files.get("metrics.jsonl")) or "").splitlines() if line.strip()]
+    lines += ["Resolved recipe (`recipe.toml`):", "", *recipe_summary(_read(f.files.get("recipe.toml"))), ""]
+    rows = [json.loads(line) for line in (_read(f.files.get("metrics.jsonl")) or "").splitlines() if line.strip()]
     if rows:
         lines += ["Per-epoch metrics (`metrics.jsonl`):", "", *metrics_table(rows), ""]
-    for plot in sorted(p for p in files if p.endswith(".png")):
+    for plot in sorted(p for p in f.files if p.endswith(".png")):
         lines += [f"![{Path(plot).stem.replace('_', ' ')}]({plot})", ""]
-    lines += ["## Backbone weights and license", "", weights_note, ""]
-    if weights_license:
-        lines += [f"License: `{weights_license}`, the license of the pretrained backbone weights.", ""]
-    elif card_license:
-        lines += [f"License: `{card_license}`, as declared by the publisher (no pretrained weights license).", ""]
+    return lines
+
+
+def _license(f: _Facts) -> list[str]:
+    _, weights_note = base_model_of(f.backbone.get("pretrained"))
+    lines = ["## Backbone weights and license", "", weights_note, ""]
+    if f.weights_license:
+        lines += [f"License: `{f.weights_license}`, the license of the pretrained backbone weights.", ""]
+    elif f.card_license:
+        lines += [f"License: `{f.card_license}`, as declared by the publisher (no pretrained weights license).", ""]
     else:
         lines += ["License: not declared (the weights' license is unknown; push with --license to declare one).", ""]
-    if dataset.get("license"):
-        lines += [f"The training data ({dataset_name}) is licensed `{dataset['license']}`.", ""]
-    lines += ["## Model details", ""]
-    if info.input:
-        lines.append(f"- input: {info.input}")
+    if f.dataset.get("license"):
+        lines += [f"The training data ({f.dataset_name}) is licensed `{f.dataset['license']}`.", ""]
+    return lines
+
+
+def _details(f: _Facts) -> list[str]:
+    lines = ["## Model details", ""]
+    if f.info.input:
+        lines.append(f"- input: {f.info.input}")
+    labels = list(f.config.get("labels") or [])
     if labels:
         shown = ", ".join(f"`{label}`" for label in labels[:50])
         lines.append(f"- labels: {shown}" + (f" … ({len(labels)} in all)" if len(labels) > 50 else ""))
-    lines.append("- files: " + ", ".join(f"`{f}`" for f in sorted(files)) + ", `modelzoo.sha256`")
-    lines.append("")
-    return "\n".join(lines)
+    lines.append("- files: " + ", ".join(f"`{name}`" for name in sorted(f.files)) + ", `modelzoo.sha256`")
+    return [*lines, ""]

@@ -89,9 +89,7 @@ def push(
     existing tag on another commit is an error, not a move. ``license`` only applies when the
     pretrained weights have none.
     """
-    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, hf_hub_download
-
-    from .card import build_card
+    from huggingface_hub import HfApi
 
     repo_id, rev = parse_ref(repo_id)
     if rev:
@@ -99,17 +97,7 @@ def push(
     token = _token(token)
     label = f"run {Path(source).name}" if isinstance(source, (str, os.PathLike)) else "model"
     with _as_folder(source) as folder:
-        files = model_files(folder)
-        config = read_config(folder)
-        _check_safetensors(files["model.safetensors"])
-        summary = read_json_object(folder / "summary.json", "summary") if (folder / "summary.json").is_file() else None
-        contents: dict[str, Path | bytes] = dict(files)
-        contents[CARD] = build_card(repo_id, config, files, summary, license).encode()
-        hashes = _sha256_all(files)
-        hashes[CARD] = hashlib.sha256(contents[CARD]).hexdigest()
-        contents[MANIFEST] = render_manifest(hashes)
-        hashes[MANIFEST] = hashlib.sha256(contents[MANIFEST]).hexdigest()
-
+        contents, hashes, summary = _publishable(folder, repo_id, license)
         api = HfApi(token=token)
         with hub_errors(repo_id, branch):
             url = str(api.create_repo(repo_id, private=private, exist_ok=True))
@@ -123,11 +111,7 @@ def push(
                 )
             remote = {s.rfilename: s for s in head.siblings or []}
             changed = [n for n in sorted(contents) if not _same(remote.get(n), contents[n], hashes[n])]
-            extra = [n for n in remote if n not in contents and n != ".gitattributes"]
-            stale: list[str] = []
-            if extra and MANIFEST in remote:  # only delete files a previous push published
-                old = Path(hf_hub_download(repo_id, MANIFEST, revision=head.sha, token=token))
-                stale = [n for n in extra if n in parse_manifest(old.read_text(encoding="utf-8"))]
+            stale = _stale_files(api, repo_id, head.sha, remote, contents, token)
             tags = {}
             if tag:
                 tags = {t.name: t.target_commit for t in api.list_repo_refs(repo_id).tags}
@@ -137,23 +121,11 @@ def push(
                     )
             sha = head.sha
             if changed or stale:
-                ops: list[Any] = []
-                for name in changed:
-                    content = contents[name]
-                    op = CommitOperationAdd(
-                        path_in_repo=name, path_or_fileobj=content if isinstance(content, bytes) else str(content)
-                    )
-                    try:  # we hashed already; spare the client a second pass (LFS path)
-                        op.upload_info.sha256 = bytes.fromhex(hashes[name])
-                    except AttributeError:
-                        pass
-                    ops.append(op)
-                ops += [CommitOperationDelete(path_in_repo=name) for name in stale]
                 metrics = (summary or {}).get("metrics") or {}
                 described = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float)))
                 info = api.create_commit(
                     repo_id,
-                    operations=ops,
+                    operations=_operations(changed, stale, contents, hashes),
                     commit_message=message or f"Push {label} with modelzoo",
                     commit_description=described or None,
                     revision=branch,
@@ -163,3 +135,55 @@ def push(
             if tag and tag not in tags:
                 api.create_tag(repo_id, tag=tag, revision=sha)
     return PushResult(repo_id, url, sha, branch, bool(changed or stale), tag, hashes)
+
+
+def _publishable(
+    folder: Path, repo_id: str, license: str | None
+) -> tuple[dict[str, Path | bytes], dict[str, str], dict[str, Any] | None]:
+    """What a push uploads from a model folder: its files, the generated card and the manifest, with
+    every file's sha256 (the card and manifest are pure functions of the run, so an unchanged run
+    hashes the same and makes no commit)."""
+    from .card import build_card
+
+    files = model_files(folder)
+    config = read_config(folder)
+    _check_safetensors(files["model.safetensors"])
+    summary = read_json_object(folder / "summary.json", "summary") if (folder / "summary.json").is_file() else None
+    contents: dict[str, Path | bytes] = dict(files)
+    contents[CARD] = build_card(repo_id, config, files, summary, license).encode()
+    hashes = _sha256_all(files)
+    hashes[CARD] = hashlib.sha256(contents[CARD]).hexdigest()
+    contents[MANIFEST] = render_manifest(hashes)
+    hashes[MANIFEST] = hashlib.sha256(contents[MANIFEST]).hexdigest()
+    return contents, hashes, summary
+
+
+def _stale_files(api: Any, repo_id: str, sha: str, remote: dict[str, Any], contents: dict, token: str) -> list[str]:
+    """Files on the branch this push no longer has; only those a previous push published (its manifest
+    lists them) are deleted, never a file someone else added."""
+    from huggingface_hub import hf_hub_download
+
+    extra = [n for n in remote if n not in contents and n != ".gitattributes"]
+    if not extra or MANIFEST not in remote:
+        return []
+    old = Path(hf_hub_download(repo_id, MANIFEST, revision=sha, token=token))
+    return [n for n in extra if n in parse_manifest(old.read_text(encoding="utf-8"))]
+
+
+def _operations(
+    changed: list[str], stale: list[str], contents: dict[str, Path | bytes], hashes: dict[str, str]
+) -> list:
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+    ops: list[Any] = []
+    for name in changed:
+        content = contents[name]
+        op = CommitOperationAdd(
+            path_in_repo=name, path_or_fileobj=content if isinstance(content, bytes) else str(content)
+        )
+        try:  # we hashed already; spare the client a second pass (LFS path)
+            op.upload_info.sha256 = bytes.fromhex(hashes[name])
+        except AttributeError:
+            pass
+        ops.append(op)
+    return ops + [CommitOperationDelete(path_in_repo=name) for name in stale]

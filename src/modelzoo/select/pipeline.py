@@ -11,6 +11,7 @@ import torch
 
 from ..engine.recipe import Recipe
 from ..errors import ZooError
+from ..model.task import Task
 from .candidates import (
     DEFAULT_PRIOR,
     candidate_recipe,
@@ -19,7 +20,7 @@ from .candidates import (
     resolve_candidates,
 )
 from .features import extract
-from .results import Scored, Selection, Skipped, _dur, _only, voting_scores
+from .results import Candidate, Scored, Selection, Skipped, _dur, _only, voting_scores
 from .scores import _mean_scores, _score_caches, _scores
 
 #: what ``--prior`` ranks by unless told otherwise: a key of ``PretrainedTag.metrics``
@@ -59,57 +60,10 @@ def select(
     def left() -> float | None:
         return None if budget_seconds is None else budget_seconds - (time.perf_counter() - start)
 
-    extracted: list[Scored] = []
-    estimates: list[tuple[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="zoo-select-") as tmp:
-        for i, cand in enumerate(cands):
-            log(f"[{i + 1}/{len(cands)}] {cand.label}")
-            try:
-                recipe = candidate_recipe(base, cand)
-                extracted.append(extract(recipe, cand, left(), Path(tmp) / f"c{i}", log))
-            except Skipped as exc:
-                skipped.append((cand.label, str(exc)))
-                log(f"  skipped: {exc}")
-                if exc.need is not None:
-                    estimates.append((cand.label, exc.need))
-        if not extracted:
-            if estimates:
-                name, need = min(estimates, key=lambda e: e[1])
-                raise ZooError(
-                    f"budget {_dur(budget_seconds)} too small: the cheapest candidate ({name}) needs ~{_dur(need)}"
-                    f" of feature extraction; raise --budget to at least {_dur(need * 1.5 + 30)}"
-                )
-            reasons = "; ".join(f"{n}: {r}" for n, r in skipped)
-            raise ZooError(f"no candidate could be ranked ({reasons})")
-        targets = extracted[0].targets
-        for item in extracted[1:]:
-            if not torch.equal(item.targets, targets):
-                raise ZooError(
-                    f"{item.candidate.label} saw other examples than {extracted[0].candidate.label};"
-                    " the data must not depend on the backbone"
-                )
+        extracted = _extract_all(base, cands, left, Path(tmp), skipped, budget_seconds, log)
         task = create_task(base.task, base)
-        seed = base.seed
-        caches = [_score_caches(task, item) for item in extracted]
-        # every draw is a fresh subsample of the training features; a draw is at most half of them,
-        # so the draws differ (P(rank 1) measures how much the pick depends on which examples were drawn)
-        size = min(samples, len(targets)) if draws == 1 else max(10, min(samples, len(targets) // 2))
-        subsamples: list[tuple[torch.Tensor, int]] = []
-        round_seconds = 0.0
-        for d in range(draws):
-            budget = left()
-            if d and budget is not None and round_seconds > budget:
-                notes.append(f"scores and P(rank 1) from {d} of {draws} subsamples: the budget ran out")
-                break
-            t0 = time.perf_counter()
-            subsamples.append((task.transfer_subsample(targets, size, seed + d), seed + d))
-            for item, pair in zip(extracted, caches):
-                item.draws.append(_scores(task, item, pair, *subsamples[-1]))
-            round_seconds = time.perf_counter() - t0
-        for item, pair in zip(extracted, caches):
-            for cache in pair:
-                cache.save()
-            item.scores = _mean_scores(item.draws)
+        size, subsamples = _score_draws(task, extracted, samples, draws, base.seed, left, notes)
         from .ranking import combine, order, rank_one_share
 
         vote = voting_scores(extracted)
@@ -127,19 +81,7 @@ def select(
         )
         ref = None
         if reference:
-            top = extracted[ranking[0]].candidate
-            twin = reference_candidate(top)
-            log(f"[reference] {twin.label}")
-            try:
-                ref = extract(candidate_recipe(base, twin), twin, left(), Path(tmp) / "reference", log)
-                pair = _score_caches(task, ref)
-                ref.draws = [_scores(task, ref, pair, idx, s) for idx, s in subsamples]
-                ref.scores = _mean_scores(ref.draws)
-                for cache in pair:
-                    cache.save()
-            except Skipped as exc:
-                skipped.append((twin.label, str(exc)))
-                log(f"  skipped: {exc}")
+            ref = _reference(base, task, extracted[ranking[0]].candidate, subsamples, left, Path(tmp), skipped, log)
     return Selection(
         base=base,
         task=base.task,
@@ -159,3 +101,107 @@ def select(
         seconds=time.perf_counter() - start,
         notes=notes,
     )
+
+
+def _extract_all(
+    base: Recipe,
+    cands: list[Candidate],
+    left: Callable[[], float | None],
+    tmp: Path,
+    skipped: list[tuple[str, str]],
+    budget_seconds: float | None,
+    log: Callable[[str], None],
+) -> list[Scored]:
+    """Each candidate's frozen features within the budget left (those that do not fit are skipped and
+    named); all candidates must have seen the same examples."""
+    extracted: list[Scored] = []
+    estimates: list[tuple[str, float]] = []
+    for i, cand in enumerate(cands):
+        log(f"[{i + 1}/{len(cands)}] {cand.label}")
+        try:
+            recipe = candidate_recipe(base, cand)
+            extracted.append(extract(recipe, cand, left(), tmp / f"c{i}", log))
+        except Skipped as exc:
+            skipped.append((cand.label, str(exc)))
+            log(f"  skipped: {exc}")
+            if exc.need is not None:
+                estimates.append((cand.label, exc.need))
+    if not extracted:
+        if estimates:
+            name, need = min(estimates, key=lambda e: e[1])
+            raise ZooError(
+                f"budget {_dur(budget_seconds)} too small: the cheapest candidate ({name}) needs ~{_dur(need)}"
+                f" of feature extraction; raise --budget to at least {_dur(need * 1.5 + 30)}"
+            )
+        reasons = "; ".join(f"{n}: {r}" for n, r in skipped)
+        raise ZooError(f"no candidate could be ranked ({reasons})")
+    targets = extracted[0].targets
+    for item in extracted[1:]:
+        if not torch.equal(item.targets, targets):
+            raise ZooError(
+                f"{item.candidate.label} saw other examples than {extracted[0].candidate.label};"
+                " the data must not depend on the backbone"
+            )
+    return extracted
+
+
+def _score_draws(
+    task: Task,
+    extracted: list[Scored],
+    samples: int,
+    draws: int,
+    seed: int,
+    left: Callable[[], float | None],
+    notes: list[str],
+) -> tuple[int, list[tuple[torch.Tensor, int]]]:
+    """Score every candidate on each subsample (while the budget lasts); ``(examples per draw, draws)``.
+
+    Every draw is a fresh subsample of the training features; a draw is at most half of them, so the
+    draws differ (P(rank 1) measures how much the pick depends on which examples were drawn)."""
+    targets = extracted[0].targets
+    caches = [_score_caches(task, item) for item in extracted]
+    size = min(samples, len(targets)) if draws == 1 else max(10, min(samples, len(targets) // 2))
+    subsamples: list[tuple[torch.Tensor, int]] = []
+    round_seconds = 0.0
+    for d in range(draws):
+        budget = left()
+        if d and budget is not None and round_seconds > budget:
+            notes.append(f"scores and P(rank 1) from {d} of {draws} subsamples: the budget ran out")
+            break
+        t0 = time.perf_counter()
+        subsamples.append((task.transfer_subsample(targets, size, seed + d), seed + d))
+        for item, pair in zip(extracted, caches):
+            item.draws.append(_scores(task, item, pair, *subsamples[-1]))
+        round_seconds = time.perf_counter() - t0
+    for item, pair in zip(extracted, caches):
+        for cache in pair:
+            cache.save()
+        item.scores = _mean_scores(item.draws)
+    return size, subsamples
+
+
+def _reference(
+    base: Recipe,
+    task: Task,
+    top: Candidate,
+    subsamples: list[tuple[torch.Tensor, int]],
+    left: Callable[[], float | None],
+    tmp: Path,
+    skipped: list[tuple[str, str]],
+    log: Callable[[str], None],
+) -> Scored | None:
+    """The top candidate's random-init twin, scored on the same subsamples: what pretraining is worth here."""
+    twin = reference_candidate(top)
+    log(f"[reference] {twin.label}")
+    try:
+        ref = extract(candidate_recipe(base, twin), twin, left(), tmp / "reference", log)
+    except Skipped as exc:
+        skipped.append((twin.label, str(exc)))
+        log(f"  skipped: {exc}")
+        return None
+    pair = _score_caches(task, ref)
+    ref.draws = [_scores(task, ref, pair, idx, s) for idx, s in subsamples]
+    ref.scores = _mean_scores(ref.draws)
+    for cache in pair:
+        cache.save()
+    return ref

@@ -12,7 +12,7 @@ import pytest
 from modelzoo.engine.recipe import apply_overrides, load_recipe, validate
 from modelzoo.errors import RecipeError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT = REPO / "zoo" / "effnet-lite0-fashion-mnist.toml"
 
 

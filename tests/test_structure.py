@@ -19,15 +19,15 @@ PLUGINS = sorted(p for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml
 
 
 def _imports(tree: ast.AST, module: str, is_package: bool) -> list[tuple[str, list[str], int]]:
-    """``(imported module, [names], line)`` for every import, relative ones resolved, TYPE_CHECKING skipped."""
-    skip: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            skip.update(id(n) for child in node.body for n in ast.walk(child))
+    """``(imported module, [names], line)`` for every import, relative ones resolved: module-level,
+    function-level and ``if TYPE_CHECKING:`` imports alike (a cycle hidden in any of them is still a cycle),
+    plus the modules a package's lazy ``EXPORTS`` table names."""
     out = []
     for node in ast.walk(tree):
-        if id(node) in skip:
-            continue
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "EXPORTS" for t in node.targets):
+            out += _lazy_exports(node.value, module, is_package)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == "EXPORTS":
+            out += _lazy_exports(node.value, module, is_package)
         if isinstance(node, ast.Import):
             out += [(alias.name, [], node.lineno) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -38,6 +38,21 @@ def _imports(tree: ast.AST, module: str, is_package: bool) -> list[tuple[str, li
                 parent = parent[: len(parent) - (node.level - 1)]
                 base = ".".join(parent + ([node.module] if node.module else []))
             out.append((base, [alias.name for alias in node.names], node.lineno))
+    return out
+
+
+def _lazy_exports(value: ast.AST | None, module: str, is_package: bool) -> list[tuple[str, list[str], int]]:
+    """The ``name -> module`` entries of a lazy export table, as imports of those names."""
+    if not isinstance(value, ast.Dict):
+        return []
+    out = []
+    for key, target in zip(value.keys, value.values):
+        if isinstance(key, ast.Constant) and isinstance(target, ast.Constant) and isinstance(target.value, str):
+            name = target.value
+            if name.startswith("."):
+                parent = module.split(".") if is_package else module.split(".")[:-1]
+                name = ".".join([*parent, name[1:]])
+            out.append((name, [key.value], target.lineno))
     return out
 
 
@@ -153,3 +168,58 @@ def test_the_core_names_no_task_and_no_model_family():
             if TASK_WORDS.search(line):
                 hits.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert not hits, "\n".join(hits)
+
+
+#: the only modules at the top of the core; everything else lives in a subpackage (its room)
+TOP_LEVEL = {"__init__", "__main__", "sdk", "errors", "hookspecs", "loading"}
+#: a core module past this many lines does more than one job
+MAX_MODULE_LINES = 600
+#: a function past this many lines needs a reason written beside it (``# long: why`` on or above its ``def``)
+MAX_FUNCTION_LINES = 80
+
+
+def test_the_core_is_rooms_each_saying_what_it_is_for():
+    stray = sorted(p.stem for p in CORE.glob("*.py") if p.stem not in TOP_LEVEL)
+    assert not stray, f"modules at the top of the core (move them into a subpackage): {stray}"
+    problems = []
+    for init in sorted(CORE.rglob("__init__.py")):
+        if init.parent == CORE:
+            continue
+        tree = ast.parse(init.read_text(encoding="utf-8"))
+        where = init.relative_to(ROOT)
+        if not (ast.get_docstring(tree) or "").strip():
+            problems.append(f"{where}: no docstring saying what the package is for")
+        if not any(
+            isinstance(n, (ast.Assign, ast.AnnAssign)) and "__all__" in ast.unparse(n).split("=")[0] for n in tree.body
+        ):
+            problems.append(f"{where}: no __all__ naming its surface")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_package_surface_resolves():
+    import importlib
+
+    for init in sorted(CORE.rglob("__init__.py")):
+        module, _ = _module_name(init, CORE.parent)
+        package = importlib.import_module(module)
+        for name in getattr(package, "__all__", []):
+            assert getattr(package, name) is not None, f"{module}.{name}"
+
+
+def test_modules_and_functions_stay_small():
+    problems = []
+    for path in sorted(CORE.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines()
+        where = path.relative_to(ROOT)
+        if len(lines) > MAX_MODULE_LINES:
+            problems.append(f"{where}: {len(lines)} lines (at most {MAX_MODULE_LINES}; split it by job)")
+        for node in ast.walk(ast.parse(text)):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            length = node.end_lineno - node.lineno + 1
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            reason = any("# long:" in lines[i - 1] for i in (first - 1, first, node.lineno) if i >= 1)
+            if length > MAX_FUNCTION_LINES and not reason:
+                problems.append(f"{where}:{node.lineno}: {node.name} is {length} lines; split it or write # long: why")
+    assert not problems, "\n".join(problems)

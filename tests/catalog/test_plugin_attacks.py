@@ -5,7 +5,7 @@ that the ``zoo`` subprocesses see through ``PYTHONPATH``; ``MODELZOO_PLUGINS`` e
 ``core``, ``classification`` and ``timm``. With each one: ``zoo list --json`` is valid JSON on stdout and
 still lists the good entries, ``zoo info`` of a good entry works, ``zoo plugins`` names the culprit and
 why, a tiny ``zoo finetune`` that does not need the culprit succeeds, and using what the culprit broke
-is one ``error:`` line. (``zoo plugins uninstall`` runs real pip in ``test_core_plugin_install.py``.)
+is one ``error:`` line. (``zoo plugins uninstall`` runs real pip in ``tests/cli/test_plugin_install.py``.)
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """`zoo plugins new` writes a working skeleton (a backbone, or a whole task); a failed install is one line.
 
-Installing and uninstalling real plugins with pip is tested in test_core_plugin_install.py (in a
-throw-away environment); the task skeleton's whole lifecycle in test_core_task_plugin.py.
+Installing and uninstalling real plugins with pip is tested in tests/cli/test_plugin_install.py (in a
+throw-away environment); the task skeleton's whole lifecycle in tests/model/test_task_plugin.py.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def test_plugins_new_writes_a_skeleton(tmp_path, capsys):
 
 
 def test_plugins_new_task_writes_a_task_plugin(tmp_path, capsys):
-    """The task skeleton is a whole task (tests/test_core_task_plugin.py runs it through its lifecycle)."""
+    """The task skeleton is a whole task (tests/model/test_task_plugin.py runs it through its lifecycle)."""
     assert main(["plugins", "new", "zoo-ages", "--task", "image-regression", "--dir", str(tmp_path)]) == 0
     root = tmp_path / "zoo-ages"
     assert f"wrote task plugin skeleton (image-regression) {root}" in capsys.readouterr()[0]
