@@ -286,7 +286,7 @@ def test_collisions_need_the_plugin_name_and_aliases_are_not_hijacked(site, cach
 # -- fine-tuning beside the culprits ----------------------------------------------------------------
 FINETUNE_ALL = """
 import contextlib, io, json, os, sys
-from modelzoo import catalog
+from modelzoo.catalog import lookup as catalog
 from modelzoo.cli.main import main
 
 results = {}

@@ -8,6 +8,7 @@ import types
 import pytest
 
 from modelzoo.cli import bugreport
+from modelzoo.cli import catalog as cli_catalog
 from modelzoo.cli import main as cli_mod
 from modelzoo.cli.main import main
 
@@ -78,16 +79,16 @@ def test_zoo_prints_one_line_or_on_request_the_traceback(monkeypatch, capsys):
     def broken(args):
         return {}["missing"]
 
-    monkeypatch.setattr(cli_mod, "cmd_list", broken)
+    monkeypatch.setattr(cli_catalog, "cmd_list", broken)
     monkeypatch.delenv("MODELZOO_TRACEBACK", raising=False)
     assert main(["list"]) == 1
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1
-    assert err.startswith("error: a bug in modelzoo (modelzoo/cli.py:") and "KeyError: 'missing'" in err
+    assert err.startswith("error: a bug in modelzoo (modelzoo/cli/main.py:") and "KeyError: 'missing'" in err
     monkeypatch.setenv("MODELZOO_TRACEBACK", "1")
     with pytest.raises(KeyError):
         main(["list"])
     monkeypatch.delenv("MODELZOO_TRACEBACK")
     monkeypatch.setattr(cli_mod, "build_parser", lambda command: broken(None))  # before any command runs
     assert main(["list"]) == 1
-    assert capsys.readouterr().err.startswith("error: a bug in modelzoo (modelzoo/cli.py:")
+    assert capsys.readouterr().err.startswith("error: a bug in modelzoo (modelzoo/cli/main.py:")

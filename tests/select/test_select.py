@@ -198,7 +198,7 @@ def test_entry_features_are_scored_cached_and_recomputed_without_a_full_pass(toy
     )
     for c in first["candidates"]:
         assert 0 < c["scores"]["entry_probe"] <= 1 and c["scores"]["entry_logme"] != c["scores"]["logme"]
-    from modelzoo.select import pipeline as select_mod
+    from modelzoo.select import features as select_features
 
     def entry_files() -> dict[Path, int]:  # by inode: a rewrite (atomic) is a new file; a hit only touches it
         found = {}
@@ -210,7 +210,7 @@ def test_entry_features_are_scored_cached_and_recomputed_without_a_full_pass(toy
     before = entry_files()
     features = count_calls(monkeypatch, __import__("modelzoo.engine.trainer").engine.trainer, "compute_features")
     scores = count_calls(monkeypatch, ClassificationTask, "transfer_scores")
-    passes = count_calls(monkeypatch, select_mod, "_entry_pass")
+    passes = count_calls(monkeypatch, select_features, "_entry_pass")
     assert run_select(toy, "--set", "stages.1.train=last:2") == 0
     assert features == [] and scores == [] and passes == [], "everything is read back"
     assert entry_files() == before, "the entry files were rewritten instead of read"
