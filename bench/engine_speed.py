@@ -1,4 +1,4 @@
-"""Does the fine-tune engine cost time? Engine epoch time vs a hand-written PyTorch loop.
+"""Does the fine-tune engine cost time? Engine epoch time vs the best hand-written PyTorch loop.
 
 Both train the SAME model (assembled once with ``modelzoo.assemble``; the plain loop gets a copy with
 identical weights), on the SAME data (the engine's in-memory Fashion-MNIST tensors and transforms,
@@ -8,7 +8,15 @@ on the CPU. One "epoch" is what each side does per epoch:
 
 * engine: ``Trainer.run_stage`` for a one-epoch stage -- optimizer and LR schedule set-up, the train
   pass, the validation pass, the checkpoint (model + optimizer state) and ``metrics.jsonl``;
-* plain loop: the train pass and the same validation pass (accuracy), nothing else.
+* plain loop: the train pass and the same validation pass (accuracy), nothing else, with the SAME
+  speed settings the engine chose for this machine (:mod:`modelzoo.engine.speed`: torch threads,
+  channels_last when measured faster, bf16 autocast when measured faster): the best plain loop, not the
+  naive one.
+
+``--vs-old`` instead puts the engine with today's settings beside the engine with the old ones
+(NCHW everywhere off CUDA, torch's default threads = every core of the machine), epoch for epoch in one
+process: the gain of the measured settings (the target is >= 2x on a CPU with channels_last kernels).
+The OpenMP wait policy cannot change inside one process; bench/two_runs.py measures it (two runs at once).
 
 The two are measured side by side in one process, interleaved (A B B A ...) after one untimed warm-up
 epoch each, and the median of the per-pair ratios is reported; the target is a ratio of at most 1.05.
@@ -22,6 +30,7 @@ shrinks as epochs grow (a few hundred images per epoch on 2 slow cores makes it 
 
     python bench/engine_speed.py                  # ~2-3 min on 2 slow CPU cores
     python bench/engine_speed.py --repeats 3 --train 128 --check
+    python bench/engine_speed.py --vs-old --repeats 4
 """
 
 from __future__ import annotations
@@ -48,6 +57,7 @@ def make_recipe(args: argparse.Namespace, name: str = "engine-speed", epochs: in
     return validate(
         {
             "name": name,
+            "task": "image-classification",
             "seed": 0,
             "device": "cpu",
             "amp": False,
@@ -68,23 +78,33 @@ def make_recipe(args: argparse.Namespace, name: str = "engine-speed", epochs: in
 
 
 def plain_epoch(
-    model: nn.Module, opt: torch.optim.Optimizer, train: Dataset, val: Dataset, batch_size: int, seed: int
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    train: Dataset,
+    val: Dataset,
+    batch_size: int,
+    seed: int,
+    channels_last: bool = False,
+    dtype: torch.dtype | None = None,
 ) -> float:
-    """The loop a user would write by hand: train pass, then validation accuracy; returns seconds."""
+    """The loop a user would write by hand: train pass, then validation accuracy; returns seconds.
+    ``channels_last`` / ``dtype``: the layout and autocast the best hand-written loop would use."""
+    layout = torch.channels_last if channels_last else torch.contiguous_format
     start = time.perf_counter()
     model.train()
     gen = torch.Generator().manual_seed(seed)
     for x, y in DataLoader(train, batch_size=batch_size, shuffle=True, generator=gen):
-        loss = nn.functional.cross_entropy(model(x), y)
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+            loss = nn.functional.cross_entropy(model(x.contiguous(memory_format=layout)).float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         loss.item()
     model.eval()
     correct = 0
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
         for x, y in DataLoader(val, batch_size=batch_size):
-            correct += (model(x).argmax(1) == y).sum().item()
+            correct += (model(x.contiguous(memory_format=layout)).argmax(1) == y).sum().item()
     return time.perf_counter() - start
 
 
@@ -104,7 +124,10 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=10, help="timed epochs per side (interleaved)")
     parser.add_argument("--check", action="store_true", help=f"exit 1 if the median ratio exceeds {TARGET}")
+    parser.add_argument("--vs-old", action="store_true", help="the engine with the old settings vs the new ones")
     args = parser.parse_args()
+    if args.vs_old:
+        return vs_old(args)
 
     from modelzoo import assemble
     from modelzoo.engine.trainer import Trainer
@@ -120,14 +143,19 @@ def main() -> int:
             args.backbone, "linear", num_classes=len(a.labels), labels=a.labels, pretrained=False
         )  # the same backbone + head, built the same way ...
         plain.load_state_dict(copy.deepcopy(trainer.model.state_dict()))  # ... with the same weights
+        best = trainer.speed  # the engine's settings are the plain loop's too
+        plain.to(memory_format=torch.channels_last if best.channels_last else torch.contiguous_format)
         opt = torch.optim.AdamW(plain.parameters(), lr=recipe.optimizer.lr, weight_decay=recipe.optimizer.weight_decay)
 
         def run_plain(i: int) -> float:
-            return plain_epoch(plain, opt, train_set, val_set, args.batch_size, seed=i)
+            return plain_epoch(
+                plain, opt, train_set, val_set, args.batch_size, seed=i, channels_last=best.channels_last,
+                dtype=best.amp_dtype,
+            )  # fmt: skip
 
         print(
             f"{args.backbone} at {args.image_size} px, {len(train_set)} train / {len(val_set)} val images, "
-            f"batch {args.batch_size}, AdamW, train=all, CPU ({torch.get_num_threads()} threads)",
+            f"batch {args.batch_size}, AdamW, train=all; both sides {best.line()}",
             flush=True,
         )
         engine_epoch(trainer, stage)  # warm-up (allocator, lazy init), untimed
@@ -160,6 +188,45 @@ def main() -> int:
     verdict = "meets" if ratio <= TARGET else "misses"
     print(f"median ratio engine / plain epoch time: {ratio:.3f} ({verdict} the target <= {TARGET})")
     return 1 if args.check and ratio > TARGET else 0
+
+
+def vs_old(args: argparse.Namespace) -> int:
+    """The engine with the old settings (NCHW, every core of the machine as threads) beside the engine with
+    the measured ones, alternating epochs in one process; the median ratio old / new."""
+    import os
+
+    from modelzoo.engine.speed import adopt
+    from modelzoo.engine.trainer import Trainer
+
+    recipe = make_recipe(args)
+    stage = recipe.stages[0]
+    with tempfile.TemporaryDirectory(prefix="zoo-bench-") as tmp:
+        new = Trainer(recipe, Path(tmp) / "new", quiet=True)
+        new.setup()
+        new_threads = torch.get_num_threads()
+        old = Trainer(recipe, Path(tmp) / "old", quiet=True)
+        old.setup()
+        adopt(old, False, None)  # the old rule off CUDA: NCHW, fp32
+        old_threads = os.cpu_count() or 1  # torch's default: every core of the machine
+        print(f"new: {new.speed.line()}\nold: cpu, {old_threads} threads, contiguous, fp32", flush=True)
+
+        def epoch(t: Trainer, threads: int) -> float:
+            torch.set_num_threads(threads)
+            return engine_epoch(t, stage)[0]
+
+        epoch(new, new_threads), epoch(old, old_threads)  # warm-up
+        ratios = []
+        for i in range(args.repeats):  # alternating order (A B, B A, ...): drift hits both sides alike
+            if i % 2 == 0:
+                o = epoch(old, old_threads)
+                n = epoch(new, new_threads)
+            else:
+                n = epoch(new, new_threads)
+                o = epoch(old, old_threads)
+            ratios.append(o / n)
+            print(f"  pair {i + 1}: old {o:6.2f} s   new {n:6.2f} s   old/new {ratios[-1]:.2f}x", flush=True)
+    print(f"median speed-up of the measured settings over the old ones: {statistics.median(ratios):.2f}x")
+    return 0
 
 
 if __name__ == "__main__":

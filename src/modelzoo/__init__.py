@@ -9,7 +9,13 @@ imported on first use. The plugin SDK (:mod:`modelzoo.sdk`: ``Spec``, ``Task``, 
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
+
+from .util.cores import passive_omp_waits as _passive_omp_waits
+
+if "torch" not in sys.modules:  # waiting OpenMP threads must sleep, not spin, on shared cores (set before torch loads)
+    _passive_omp_waits()
 
 from . import sdk as _sdk
 

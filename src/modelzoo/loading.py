@@ -16,8 +16,14 @@ def load(path: str | Path) -> TaskModel:
     """
     from .model.folder import load_model
 
+    return load_model(model_folder(path))
+
+
+def model_folder(path: str | Path) -> Path:
+    """The local folder of a model name: the folder itself, or for ``hf-hub:org/name[@rev]`` the
+    pulled (or cached) copy of that repo (with the ``recipe.toml`` and card it was pushed with)."""
     if str(path).startswith("hf-hub:"):
         from .hub.download import pull
 
-        path = pull(str(path)[len("hf-hub:") :]).path
-    return load_model(path)
+        return Path(pull(str(path)[len("hf-hub:") :]).path)
+    return Path(path)

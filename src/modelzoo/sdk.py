@@ -34,6 +34,7 @@ EXPORTS: dict[str, str] = {
     "list_models": "modelzoo.catalog.lookup",
     "cache_dir": "modelzoo.util.paths",
     "import_builder": "modelzoo.catalog.builders",
+    "option_rule": "modelzoo.catalog.builders",
     # files: atomic writes, checked reads
     "atomic_write": "modelzoo.util.files",
     "atomic_write_text": "modelzoo.util.files",
@@ -43,11 +44,15 @@ EXPORTS: dict[str, str] = {
     # backbones and models
     "Backbone": "modelzoo.model.backbone",
     "FeatureInfo": "modelzoo.model.backbone",
+    "HubExport": "modelzoo.model.backbone",
     "default_layer_groups": "modelzoo.model.backbone",
     "probe_info": "modelzoo.model.backbone",
     "TaskModel": "modelzoo.model.task",
     "create_backbone": "modelzoo.model.assembly",
     "assemble": "modelzoo.model.assembly",
+    # the bounds on config.json values (labels, num_classes, preprocessing): one line naming the field
+    "check_label": "modelzoo.model.limits",
+    "check_preprocess": "modelzoo.model.limits",
     "load": "modelzoo.loading",
     "save_model": "modelzoo.model.folder",
     # tasks
@@ -55,6 +60,8 @@ EXPORTS: dict[str, str] = {
     "DataConfig": "modelzoo.model.task",
     "CardInfo": "modelzoo.model.task",
     "move_to": "modelzoo.model.task",
+    "create_task": "modelzoo.model.task",
+    "write_predictions": "modelzoo.model.task",
     # pretrained weights: sources (pkg:, file:, hf-hub:, https://) with sha256
     "fetch_file": "modelzoo.model.weights",
     "locate_source": "modelzoo.model.weights",
@@ -71,11 +78,17 @@ EXPORTS: dict[str, str] = {
     "is_image_file": "modelzoo.util.images",
     "read_image": "modelzoo.util.images",
     "check_image": "modelzoo.util.images",
+    "read_mask": "modelzoo.util.images",
     "read_image_tensor": "modelzoo.util.images",
     "image_size": "modelzoo.util.images",
     # plots
     "pyplot": "modelzoo.util.plots",
     "save_figure": "modelzoo.util.plots",
+    # experiment trackers (the modelzoo_trackers hook)
+    "Tracker": "modelzoo.tracking.base",
+    "TrackerSpec": "modelzoo.tracking.base",
+    "RunInfo": "modelzoo.tracking.base",
+    "run_files": "modelzoo.tracking.base",
 }
 
 __all__ = sorted(EXPORTS)

@@ -7,6 +7,9 @@ import fnmatch
 import pytest
 
 import modelzoo
+from modelzoo.catalog import lookup
+from modelzoo.catalog.lookup import Catalog, infer_task
+from modelzoo.catalog.specs import Spec
 from modelzoo.errors import ZooError
 
 
@@ -19,7 +22,7 @@ def test_lists_over_a_thousand_backbones_and_the_first_party_heads_and_tasks(rea
     for name in ("linear", "mlp"):
         assert modelzoo.get(name, kind="head").plugin == "classification"
     tasks = real_catalog.filter(kind="task")
-    assert {(t.name, t.plugin) for t in tasks} == {
+    assert {(t.name, t.plugin) for t in tasks} >= {  # more first-party task plugins may be installed
         ("image-classification", "classification"),
         ("object-detection", "detection"),
         ("text-classification", "text"),
@@ -80,7 +83,8 @@ def test_task_aliases(real_catalog, alias, full):
     via_alias = modelzoo.list_models(task=alias)
     assert via_alias == modelzoo.list_models(task=full)
     assert via_alias
-    assert all(full in real_catalog.get(f"{s.plugin}:{s.name}").tasks for s in real_catalog.filter(task=alias))
+    for s in real_catalog.filter(task=alias):  # backbones serve a task through its heads, never their own list
+        assert full in (real_catalog.tasks_for(s) if s.kind == "backbone" else s.tasks)
 
 
 def test_task_filters_differ(real_catalog):
@@ -92,6 +96,46 @@ def test_task_filters_differ(real_catalog):
     text = real_catalog.filter(task="text")
     assert "linear" in {s.name for s in text}
     assert not any(s.plugin in ("timm", "torchvision") for s in text)
+
+
+def _rule_catalog() -> Catalog:
+    """A task no backbone names, served through a pyramid head; a text task and encoder beside it."""
+    return Catalog(
+        specs=[
+            Spec(
+                "convnet", "backbone", ["image-classification"], "m:b", outputs=["pooled", "pyramid"], modality="image"
+            ),
+            Spec("pooled-only", "backbone", ["image-classification"], "m:b", outputs=["pooled"], modality="image"),
+            Spec(
+                "encoder", "backbone", ["text-classification"], "m:b", outputs=["sequence", "pooled"], modality="text"
+            ),
+            Spec("anything", "backbone", [], "m:b", outputs=["pyramid"]),
+            Spec("masks", "task", builder="m:T", meta={"metric": "miou"}, modality="image"),
+            Spec("words", "task", builder="m:T", meta={"metric": "accuracy"}, modality="text"),
+            Spec("decoder", "head", ["masks"], "m:h", consumes=["pyramid"]),
+            Spec("linear", "head", ["masks", "words"], "m:h", consumes=["pooled"]),
+        ],
+        plugins={},
+    )
+
+
+def test_backbones_serve_tasks_through_heads_not_their_own_lists():
+    cat = _rule_catalog()
+    # no backbone lists "masks", yet every image (or undeclared) backbone a masks head fits serves it
+    assert {s.name for s in cat.filter(kind="backbone", task="masks")} == {"convnet", "pooled-only", "anything"}
+    # the text encoder emits pooled too, but its modality differs from the image task's
+    assert {s.name for s in cat.filter(kind="backbone", task="words")} == {"encoder"}
+    assert cat.tasks_for(cat.get("convnet")) == ["masks"]
+    assert cat.tasks_for(cat.get("anything")) == ["masks"]
+
+
+def test_infer_task_says_why_nothing_fits(monkeypatch):
+    cat = _rule_catalog()
+    monkeypatch.setattr(lookup, "_CATALOG", cat)
+    assert infer_task(cat.get("convnet"), cat.get("decoder")) == "masks"
+    assert infer_task(cat.get("encoder"), cat.get("linear")) == "words"
+    with pytest.raises(ZooError, match="consumes pyramid features but backbone 'pooled-only' emits pooled"):
+        infer_task(cat.get("pooled-only"), cat.get("decoder"))
 
 
 def test_unknown_task_suggests(real_catalog):

@@ -358,3 +358,66 @@ def test_finetune_beside_each_culprit_and_using_a_broken_task(site, cache, tmp_p
     error("brokentask zt-task-missing", "cannot import builder 'zt_brokentask_not_installed:Task'")
     for task in ("zt-task-import", "zt-task-notask", "zt-task-missing", "ambiguous"):
         assert not (tmp_path / task).exists(), "a refused run left a folder behind"
+
+
+# -- plugins that never answer, end the process, or print at exit ---------------------------------
+ENDERS = {
+    "hangs": """
+        import time
+
+        from modelzoo.sdk import hookimpl
+
+        @hookimpl
+        def modelzoo_specs():
+            while True:
+                time.sleep(1)
+    """,
+    "hangsonimport": """
+        import time
+
+        while True:
+            time.sleep(1)
+    """,
+    "exits": """
+        import os
+
+        from modelzoo.sdk import hookimpl
+
+        @hookimpl
+        def modelzoo_specs():
+            os._exit(0)
+    """,
+    "atexit": f"""
+        import atexit
+
+        from modelzoo.sdk import Spec, hookimpl
+
+        atexit.register(lambda: print("{MARK} at exit"))
+
+        @hookimpl
+        def modelzoo_specs():
+            return [Spec(name="zt_atexitnet", kind="backbone", outputs=["pooled"], builder="zt_nowhere:build")]
+    """,
+}
+
+
+@pytest.mark.parametrize("culprit", list(ENDERS))
+def test_a_plugin_that_hangs_or_exits_cannot_take_zoo_down(tmp_path, cache, culprit):
+    site = FakeSite(tmp_path / "site-packages")
+    site.path.mkdir()
+    site.plugin(culprit, ENDERS[culprit])
+    env = {**env_for(site, fresh_cache(tmp_path, cache), culprit), "MODELZOO_PLUGIN_TIMEOUT": "4"}
+    listed = zoo_subprocess("list", "--json", env=env, timeout=120)
+    no_traceback(listed)
+    assert listed.returncode == 0, listed.stderr
+    names = {(e["plugin"], e["name"]) for e in json.loads(listed.stdout)}  # stdout is the JSON and nothing else
+    assert ("timm", "test_convnext") in names
+    plugins = json.loads(zoo_subprocess("plugins", "--json", env=env, timeout=120).stdout)
+    info = {p["name"]: p for p in plugins}[culprit]
+    if culprit == "atexit":
+        assert info["status"] == "ok" and ("atexit", "zt_atexitnet") in names
+    else:
+        assert info["status"] == "failed", info
+        assert ("did not finish within 4 s" if culprit.startswith("hangs") else "called os._exit(0)") in info["error"]
+    bad = zoo_subprocess("list", "--json", env={**env, "MODELZOO_PLUGIN_TIMEOUT": "soon"}, timeout=120)
+    one_error_line(bad, "MODELZOO_PLUGIN_TIMEOUT='soon'")

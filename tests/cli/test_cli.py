@@ -211,3 +211,46 @@ def test_tasks_that_type_one_predict_option_differently_each_get_their_own(monke
         cli_engine._task_options(parser.parse_args(["--threshold", "yes"]), boxes)
     with pytest.raises(SystemExit):  # one type everywhere: argparse checks it as before
         parser.parse_args(["--top-k", "many"])
+
+
+def test_a_predict_option_several_tasks_declare_shows_each_tasks_own_help_and_default(monkeypatch):
+    """Two tasks declare --out with different meanings and defaults: the help says each, and each
+    model gets its own task's default."""
+    import argparse
+
+    from modelzoo.catalog import lookup as catalog_mod
+    from modelzoo.cli import engine as cli_engine
+    from modelzoo.sdk import Spec
+
+    def task(name: str, help_text: str, default) -> Spec:
+        options = [{"name": "out", "type": "path", "help": help_text, "default": default}]
+        return Spec(name=name, kind="task", builder="x:T", meta={"metric": "acc", "predict_options": options})
+
+    boxes = task("boxes", "draw the boxes into this folder", None)
+    masks = task("masks", "write colour masks and overlays into this folder", "masks/")
+
+    class Tasks:
+        def filter(self, kind):
+            return [boxes, masks]
+
+    monkeypatch.setattr(catalog_mod, "catalog", lambda: Tasks())
+    parser = argparse.ArgumentParser(prog="zoo predict")
+    cli_engine.add_task_predict_options(parser)
+    text = " ".join(parser.format_help().split())
+    assert "boxes: draw the boxes into this folder; masks: write colour masks and overlays into this folder" in text
+    assert "(default masks/)" in text
+    args = parser.parse_args([])
+    assert cli_engine._task_options(args, masks) == {"out": "masks/"} and cli_engine._task_options(args, boxes) == {}
+
+
+def test_zoo_predict_out_shows_every_installed_tasks_own_help():
+    """``--out`` is also zoo predict's own flag (a folder's rows file): its help still says what each
+    installed task that declares ``out`` does with it."""
+    from modelzoo.catalog.lookup import catalog
+    from modelzoo.cli.main import build_parser
+
+    text = " ".join(build_parser("predict")._subparsers._group_actions[0].choices["predict"].format_help().split())
+    for spec in catalog().filter(kind="task"):
+        for opt in spec.task_meta.predict_options:
+            if opt.name == "out":
+                assert f"{spec.name}: {' '.join(opt.help.split())}" in text

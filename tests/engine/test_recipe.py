@@ -40,7 +40,7 @@ def base() -> dict:
         ("stages.1.train='last:x'", r"last:N.*whole number"),
         ("stages.0.schedule=cosin", r"stages\.0\.schedule: 'cosin' is not one of .*did you mean: cosine"),
         ("stages.0.warmup_epochs=5", r"stages\.0\.warmup_epochs: must be between 0"),
-        ("task=segmentation", r"task: unknown task"),
+        ("task=pose-estimation", r"task: unknown task"),
         ("device=tpu", r"device: 'tpu' is not"),
         ("epochs=3", r"epochs: unknown top-level field"),
     ],

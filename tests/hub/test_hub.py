@@ -46,6 +46,7 @@ PUSHED = {
     "recipe.toml",
     "metrics.jsonl",
     "training_curves.png",
+    "timm_model.safetensors",  # a timm backbone + linear head is also a timm repo (zoo_timm.hubexport)
 }
 
 
@@ -244,7 +245,7 @@ def test_card_yaml_parses_and_carries_metrics(server, pushed, tmp_path):
     assert results["accuracy"].metric_value == 0.75 and results["loss"].metric_value == 0.5
     assert results["accuracy"].dataset_type == "zalando-datasets/fashion_mnist"
     assert results["accuracy"].task_type == "image-classification"
-    assert 'modelzoo.load("hf-hub:org/tiny")' in card.text and "zoo predict hf-hub:org/tiny" in card.text
+    assert 'modelzoo.load("hf-hub:org/tiny@main")' in card.text and "zoo predict hf-hub:org/tiny@main" in card.text
     assert "epochs=`2`" in card.text and "training_curves.png" in card.text
     assert "/home/someone" not in card.content  # local paths in summary.json stay local
 
@@ -480,7 +481,8 @@ def test_plain_lfs_upload_path(runs, tmp_path):
         assert blob.lfs and blob.sha256 == sha256(runs["v1"] / "model.safetensors")
         assert not server.files("org/lfs")["config.json"].lfs
         assert server.count("POST", "/org/lfs.git/info/lfs/objects/batch") == 1
-        assert server.count("PUT", "/lfs-upload/") == 1 and server.count("POST", "/lfs-verify/") == 1
+        # model.safetensors and the timm form's timm_model.safetensors
+        assert server.count("PUT", "/lfs-upload/") == 2 and server.count("POST", "/lfs-verify/") == 2
         out = tmp_path / "out"
         assert ok(zoo("pull", f"org/lfs@{sha}", "--to", out, env=env))[0] == sha
         assert torch.equal(load_outputs(out), runs["ref1"])
@@ -520,7 +522,14 @@ def test_python_api_push_model_and_load_hf_hub(server, tmp_path):
     no_secrets(result.stdout, result.stderr)
     url, sha, same = ok(result)[-1].split()
     assert url == f"{server.url}/org/api" and sha == server.history("org/api")[0] and same == "True"
-    assert set(server.files("org/api")) == {".gitattributes", "README.md", MANIFEST, "config.json", "model.safetensors"}
+    assert set(server.files("org/api")) == {
+        ".gitattributes",
+        "README.md",
+        MANIFEST,
+        "config.json",
+        "model.safetensors",
+        "timm_model.safetensors",
+    }
     assert "license: cc-by-4.0" in server.read(server.files("org/api")["README.md"]).decode()
 
 

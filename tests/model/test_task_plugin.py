@@ -1,6 +1,7 @@
 """A task that exists only in this test goes through the whole lifecycle with zero core edits.
 
-``zoo plugins new --task image-regression`` writes a task plugin (one number per image, metric MAE);
+``zoo plugins new --task image-regression`` writes a task plugin (one number per image, metric MAE) that
+lists no backbone of its own: it fine-tunes the catalog's ``tf_efficientnet_lite0.in1k_pkg`` (zoo-timm);
 real pip installs it into a throw-away environment layered over this one; then, through its entry
 point only: ``zoo list --kind task`` -> ``zoo finetune`` -> ``zoo eval`` -> ``zoo predict`` ->
 ``zoo push`` -> ``zoo pull`` -> ``modelzoo.load`` against the local Hub server.
@@ -64,11 +65,10 @@ def test_a_task_plugin_from_the_tests_runs_the_whole_lifecycle(plugin_env, hub_s
     recipe = tmp_path / "regress.toml"
     recipe.write_text(
         f'name = "regress"\ntask = "{TASK}"\ndevice = "cpu"\n'
-        f'[model]\nbackbone = "{plugin}:{plugin}_tiny"\nhead = "{plugin}-linear"\npretrained = false\n'
-        f'[data]\ntrain_file = "{train}"\nval_file = "{val}"\nbatch_size = 16\n'
-        "[optimizer]\nlr = 0.01\n"
-        '[[stages]]\nname = "head"\ntrain = "head"\nepochs = 2\n'
-        '[[stages]]\nname = "all"\ntrain = "all"\nepochs = 8\n'
+        f'[model]\nbackbone = "tf_efficientnet_lite0.in1k_pkg"\nhead = "{plugin}-linear"\n'
+        f'[data]\ntrain_file = "{train}"\nval_file = "{val}"\nimage_size = 32\nbatch_size = 16\n'
+        '[[stages]]\nname = "head"\ntrain = "head"\nepochs = 40\nlr = 0.03\n'
+        '[[stages]]\nname = "tune"\ntrain = "last:1"\nepochs = 2\nlr = 0.0005\nfreeze_bn_stats = true\n'
     )
     run = tmp_path / "run"
     out = ok(plugin_env.zoo("finetune", recipe, "--out", run, "--quiet"))

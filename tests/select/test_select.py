@@ -372,3 +372,36 @@ def test_a_bad_seeds_option_stops_before_the_selection(capsys, monkeypatch, extr
     assert main(["select", "--data", "fashion-mnist", "--candidates", "test_convnext", *extra]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
+
+
+def test_a_task_scores_the_views_it_declares_with_the_model_and_empty_means_not_applicable(toy, monkeypatch, capsys):
+    """``Task.select_views`` picks the views; ``transfer_scores`` gets ``model=`` and ``view=`` when its
+    signature takes them; ``{}`` for a view means "not applicable" (no error); ``{}`` for every view is
+    one line."""
+    from zoo_classification.classify import ClassificationTask
+
+    original = ClassificationTask.transfer_scores
+    calls: list = []
+
+    def scores(self, feats, targets, seed=0, *, model=None, view="final"):
+        calls.append((view, model.labels if model is not None else None))
+        return {} if view == "entry" else original(self, feats, targets, seed)
+
+    monkeypatch.setattr(ClassificationTask, "transfer_scores", scores)
+    assert run_select(toy, "--no-reference") == 0
+    record = json.loads((toy["out"] / "selection.json").read_text())
+    assert all(not any(k.startswith("entry_") for k in c["scores"]) for c in record["candidates"])
+    assert {view for view, _ in calls} == {"final", "entry"} and {tuple(labels) for _, labels in calls} == {
+        ("blue", "green", "red")
+    }
+    calls.clear()
+    monkeypatch.setattr(ClassificationTask, "select_views", ("final",), raising=False)
+    toy["out"] = toy["out"].with_name("sel2")
+    assert run_select(toy, "--no-reference") == 0
+    assert "entry" not in {view for view, _ in calls}  # (the final scores come from the score cache)
+    monkeypatch.setattr(ClassificationTask, "transfer_scores", lambda self, feats, targets, seed=0: {})
+    monkeypatch.setattr("modelzoo.select.scores._scorer_id", lambda task: "an edited plugin")
+    toy["out"] = toy["out"].with_name("sel3")
+    assert run_select(toy, "--no-reference") == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: task 'image-classification' scored no view of any candidate")

@@ -109,7 +109,7 @@ def test_damaged_safetensors_are_refused_by_load_and_predict(model_folder, tmp_p
 def test_damaged_safetensors_without_recorded_digests(model_folder, how):
     """A folder saved before config.json recorded digests: the safetensors reader still refuses it."""
     config = json.loads((model_folder / "config.json").read_text())
-    del config["sha256"]
+    del config["sha256"], config["config_sha256"]
     (model_folder / "config.json").write_text(json.dumps(config))
     weights = model_folder / "model.safetensors"
     weights.write_bytes(damaged(weights.read_bytes(), how))
@@ -121,6 +121,7 @@ def test_damaged_safetensors_without_recorded_digests(model_folder, how):
 # -- config.json ----------------------------------------------------------------------------------------
 def edit(config: dict, change: str) -> dict:
     config = json.loads(json.dumps(config))
+    config.pop("config_sha256")  # a config written by hand: its own digest (tested in test_run_digests) is gone
     if change == "num_classes without labels":
         config["num_classes"] = 5
     elif change == "more classes than the weights":
@@ -278,6 +279,11 @@ except ZooError as exc:
 """
 
 
+def unchecked_config(config: dict) -> dict:
+    """A config written by hand: without the digest of its own content (that check: test_run_digests)."""
+    return {k: v for k, v in config.items() if k != "config_sha256"}
+
+
 def test_a_malicious_pickle_inside_a_pulled_repo_never_runs(hub_server, model_folder, fake_site, tmp_path):
     """Repos pushed by hand (not by zoo push) holding pickles: as the weights file itself (under its
     safetensors name), as the weights a config.json declares, and as the pretrained weights of a backbone."""
@@ -286,9 +292,9 @@ def test_a_malicious_pickle_inside_a_pulled_repo_never_runs(hub_server, model_fo
     evil.write_bytes(evil_bytes(marker))
     config = json.loads((model_folder / "config.json").read_text())
     unchecked = tmp_path / "unchecked.json"  # as a modelzoo that recorded no digests would have written it
-    unchecked.write_text(json.dumps({k: v for k, v in config.items() if k != "sha256"}))
+    unchecked.write_text(json.dumps({k: v for k, v in unchecked_config(config).items() if k != "sha256"}))
     declares = tmp_path / "declares.json"
-    declares.write_text(json.dumps({**config, "files": ["evil.pth"]}))
+    declares.write_text(json.dumps({**unchecked_config(config), "files": ["evil.pth"]}))
     digest = hashlib.sha256(evil.read_bytes()).hexdigest()
     add_evil_plugin(fake_site, [("hub", "hf-hub:org/evil-weights::evil.pth", digest)])
     env = {**hub_env(hub_server, tmp_path / "home"), "PYTHONPATH": str(fake_site.path)}
@@ -384,3 +390,17 @@ def test_the_marker_pickle_does_run_when_unpickled():
     marker = Path(os.environ["MODELZOO_CACHE"]) / "pwned-control"
     pickle.loads(pickle.dumps(Evil(marker)))
     assert marker.exists()
+
+
+@pytest.mark.attack("files")
+def test_a_json_file_nested_200000_deep_or_too_big_is_one_line(tmp_path):
+    from modelzoo.util.files import read_json_object
+
+    deep = tmp_path / "config.json"
+    deep.write_text('{"a": ' + "[" * 200_000 + "]" * 200_000 + "}")
+    with pytest.raises(ZooError, match="nested too deeply"):
+        read_json_object(deep, "config")
+    big = tmp_path / "summary.json"
+    big.write_text('{"a": "' + "x" * 2048 + '"}')
+    with pytest.raises(ZooError, match="over 0 MiB"):
+        read_json_object(big, "summary", max_bytes=1024)

@@ -825,3 +825,21 @@ def test_two_processes_train_a_detector_like_one(tmp_path):
     assert abs(one["metrics"]["loss"] - two["metrics"]["loss"]) <= 0.1 * one["metrics"]["loss"]
     assert abs(one["metrics"]["map_50"] - two["metrics"]["map_50"]) <= 0.15
     assert [r["label"] for r in two["per_class_ap"]] == ["box", "cross"]
+
+
+def test_zoo_predict_on_a_folder_writes_each_images_boxes(real_catalog, tiny_run, tmp_path, capsys):
+    """``zoo predict RUN DIR/``: images decoded in DataLoader workers, the same boxes as one by one."""
+    from modelzoo.cli.main import main
+
+    run, out = str(tiny_run.path), tmp_path / "boxes.jsonl"
+    args = ["predict", run, str(tiny_run.data / "images"), "--out", str(out), "--score-threshold", "0"]
+    assert main([*args, "--batch-size", "1", "--workers", "1"]) == 0  # one by one: no batch padding differs
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    images = sorted((tiny_run.data / "images").glob("*.png"))
+    assert [row["file"] for row in rows] == [p.name for p in images]
+    expected = modelzoo.load(run).predict([str(images[0])], score_threshold=0.0)[0]
+    assert rows[0]["count"] == len(expected)
+    assert [d["label"] for d in rows[0]["detections"]] == [d["label"] for d in expected]
+    flat = [v for d in rows[0]["detections"] for v in d["box"]]
+    assert flat == pytest.approx([v for d in expected for v in d["box"]], abs=0.2)
+    assert f"{len(rows)} rows in {out}" in capsys.readouterr().err

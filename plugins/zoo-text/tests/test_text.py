@@ -535,7 +535,8 @@ def test_load_predict_and_cli_on_texts(tiny_run, capsys, monkeypatch):
     with pytest.raises(ZooError, match="lacks tokenizer.json, which its config.json records"):
         modelzoo.load(run.path)
     config = json.loads((run.path / "config.json").read_text())
-    (run.path / "config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "files"}))
+    old = {k: v for k, v in config.items() if k not in ("files", "config_sha256")}  # as saved before either
+    (run.path / "config.json").write_text(json.dumps(old))
     with pytest.raises(ZooError, match="has no tokenizer.json; a text model folder needs its tokenizer files"):
         modelzoo.load(run.path)
 
@@ -602,7 +603,7 @@ def test_hub_round_trip_carries_exactly_the_recorded_files(tiny_run, tmp_path, c
     assert "(32 examples)" in report and "precision" in report
     card = ModelCard.load(pulled / "README.md")
     assert card.data.pipeline_tag == "text-classification"
-    assert "zoo predict hf-hub:org/tiny-text 'this film was a delight'" in card.text
+    assert "zoo predict hf-hub:org/tiny-text@main 'this film was a delight'" in card.text
     assert "tokenizer.json" in card.text and "image.jpg" not in card.text
     assert "- input: text, at most 12 tokens (longer texts are truncated), pooled by the `mean-pool` head" in card.text
 
@@ -677,3 +678,55 @@ def test_two_processes_fine_tune_text_like_one(tiny, tmp_path):
     assert one["metrics"]["accuracy"] > 0.8  # it learned
     assert abs(one["metrics"]["accuracy"] - two["metrics"]["accuracy"]) <= 0.07
     assert abs(one["metrics"]["loss"] - two["metrics"]["loss"]) <= 0.1
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "exported-program"])
+def test_a_text_run_exports_with_token_ids_and_mask_and_a_dynamic_sequence(tiny_run, tmp_path, fmt):
+    """zoo export on a text run: inputs input_ids + attention_mask, both (batch, sequence) dynamic; the
+    exported file, run by its own runtime on texts of another length, gives the model's logits."""
+    from modelzoo.export import export
+
+    run = tiny_run["run"]
+    result = export(run.path, fmt, out=tmp_path / "export")
+    sidecar = json.loads(result.sidecar.read_text())
+    assert [i["name"] for i in sidecar["inputs"]] == ["input_ids", "attention_mask"]
+    assert sidecar["inputs"][0]["shape"] == ["batch", "sequence"] and sidecar["outputs"][0]["name"] == "logits"
+    assert result.max_abs_diff < 1e-3 and result.top1_agreement == 1.0 and sidecar["labels"] == run.model.labels
+    model = modelzoo.load(run.path)
+    ids = torch.tensor([[2, 10, 11, 12, 3, 0, 0], [2, 13, 3, 0, 0, 0, 0], [2, 14, 15, 16, 17, 18, 3]])
+    mask = (ids != 0).long()
+    with torch.no_grad():
+        expected = model({"input_ids": ids, "attention_mask": mask})
+    if fmt == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+        got = torch.from_numpy(session.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0])
+    else:
+        got = torch.export.load(str(result.path)).module()(ids, mask)
+    assert torch.allclose(got, expected, atol=1e-4)
+
+
+def test_zoo_predict_on_a_folder_of_text_files(tiny_run, tmp_path, capsys):
+    """``zoo predict RUN DIR/``: every .txt file is one text; empty and undecodable files are skipped."""
+    from modelzoo.cli.main import main
+
+    run = tiny_run["run"]
+    folder = tmp_path / "reviews"
+    (folder / "june").mkdir(parents=True)
+    (folder / "a.txt").write_text("this film was a delight\n")
+    (folder / "june" / "b.txt").write_text("utterly boring")
+    (folder / "june" / "empty.txt").write_text("  \n")
+    (folder / "june" / "latin1.txt").write_bytes("caf\xe9 was dull".encode("latin-1"))
+    (folder / "june" / "skip.csv").write_text("not a text input")
+    out = tmp_path / "preds.csv"
+    assert main(["predict", str(run.path), str(folder), "--out", str(out), "--top-k", "1", "--workers", "0"]) == 0
+    rows = out.read_text().splitlines()
+    expected = run.model.predict(["this film was a delight", "utterly boring"], top_k=1)
+    assert rows[0] == "file,label_1,score_1"
+    assert [r.split(",")[:2] for r in rows[1:]] == [["a.txt", expected[0][0][0]], ["june/b.txt", expected[1][0][0]]]
+    err = capsys.readouterr().err
+    assert (
+        "predicted 4 files" in err
+        and "2 unreadable file(s) skipped (first: june/empty.txt: ValueError: empty text)" in err
+    )

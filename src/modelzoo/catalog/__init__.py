@@ -4,7 +4,8 @@ Specs (backbones, heads, datasets, recipes, tasks) are dataclasses that listing 
 this package owns their one validator (:mod:`.specs`), plugin discovery with per-plugin isolation
 (:mod:`.plugins`), the per-plugin cache, the shipped ``registry.json`` and live loading (:mod:`.load`),
 lookup, filters and task inference (:mod:`.lookup`), the core's own entries (:mod:`.builtin`), importing
-a spec's builder (:mod:`.builders`) and building or checking ``registry.json`` (:mod:`.registry_file`).
+a spec's builder (:mod:`.builders`), asking the plugins a run-time hook (:mod:`.hooks`) and building or
+checking ``registry.json`` (:mod:`.registry_file`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ EXPORTS: dict[str, str] = {
     "recipe_files": ".builtin",
     "catalog_cache_dir": ".load",
     "GROUP": ".plugins",
+    "first_answer": ".hooks",
+    "code_fingerprint": ".plugins",
     "build_registry": ".registry_file",
     "check_registry": ".registry_file",
     "write_registry": ".registry_file",

@@ -7,6 +7,7 @@ place that turns such a path into the object, with a one-line error naming the p
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import ZooError
@@ -29,3 +30,21 @@ def import_builder(path: str) -> Any:
         raise ZooError(
             f"importing builder {path!r} failed ({type(exc).__name__}: {detail}); fix or reinstall its plugin"
         ) from None
+
+
+#: a builder's rule for the options it forwards through ``**options``: name -> None (accepted) or why not
+OptionRule = Callable[[str], "str | None"]
+
+
+def option_rule(rule: OptionRule) -> Callable[[Any], Any]:
+    """Declare which ``**options`` a builder forwards to code the core cannot see (a library's model
+    constructor). Options come from recipes and from pulled ``config.json`` files, so a builder taking
+    ``**options`` without this declaration accepts only its named parameters; ``rule(name)`` returns
+    None for an accepted option or a few words saying why it is refused (it reads files, reaches the
+    network). Use: ``@option_rule(my_rule)`` above ``def build(spec, output, pretrained, **options)``."""
+
+    def mark(builder: Any) -> Any:
+        builder.__zoo_option_rule__ = rule
+        return builder
+
+    return mark

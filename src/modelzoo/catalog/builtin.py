@@ -22,6 +22,14 @@ def recipe_files() -> list[Path]:
     return sorted(p for loc in spec.submodule_search_locations for p in Path(loc).glob("*.toml"))
 
 
+def _bare(name: object) -> object:
+    """``plugin:name`` -> ``name``: the zoo's recipes name every entry with its plugin, so that no other
+    plugin providing the same name can make them ambiguous; ``hf-hub:`` references are kept whole."""
+    if isinstance(name, str) and ":" in name and not name.startswith("hf-hub:"):
+        return name.rpartition(":")[2]
+    return name
+
+
 def _recipes() -> list[Spec]:
     """The zoo/ recipes, shipped in the core distribution as package data (``modelzoo_recipes``)."""
     specs = []
@@ -36,11 +44,11 @@ def _recipes() -> list[Spec]:
                 kind="recipe",
                 tasks=[data["task"]] if isinstance(data.get("task"), str) else [],
                 description=data.get("description", ""),
-                meta={
-                    "backbone": model.get("backbone"),
-                    "head": model.get("head", "linear"),
+                meta={  # the entries as zoo list names them; the file qualifies them (docs/plugins.md)
+                    "backbone": _bare(model.get("backbone")),
+                    "head": _bare(model.get("head", "linear")),
                     "pretrained": model.get("pretrained", True),
-                    "dataset": dataset.get("dataset") or dataset.get("path"),
+                    "dataset": _bare(dataset.get("dataset")) or dataset.get("path"),
                     "stages": [s.get("train", "head") for s in data.get("stages", [])],
                     "reference": data.get("reference", {}),
                     "file": f"zoo/{f.name}",

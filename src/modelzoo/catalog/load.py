@@ -27,13 +27,17 @@ from typing import Any
 
 from ..errors import ZooError
 from .plugins import (
+    PluginExit,
     PluginInfo,
+    PluginTimeout,
     allowed_names,
     entry_points,
     installed_versions,
     load_plugin,
     plugin_fingerprint,
     plugin_info,
+    plugin_timeout,
+    run_plugin_code,
     stdout_to_stderr,
 )
 from .specs import Spec, validate_spec
@@ -155,7 +159,7 @@ def call_hook(ep, info: PluginInfo) -> list[Spec]:
     for impl in pm.hook.modelzoo_specs.get_hookimpls():
         try:
             with stdout_to_stderr() as printed:  # stdout belongs to zoo (--json, --names)
-                returned = list(impl.function() or [])
+                returned = list(run_plugin_code(impl.function, "its modelzoo_specs hook") or [])
             if printed.count:
                 info.notes.append(
                     f"its modelzoo_specs hook printed {printed.count} characters to stdout (sent to stderr)"
@@ -164,7 +168,10 @@ def call_hook(ep, info: PluginInfo) -> list[Spec]:
             if isinstance(exc, KeyboardInterrupt):
                 raise
             info.status = "failed"
-            info.error = f"modelzoo_specs raised {type(exc).__name__}: {exc}".splitlines()[0]
+            if isinstance(exc, (PluginTimeout, PluginExit)):
+                info.error = f"modelzoo_specs stopped: {exc}".splitlines()[0]
+            else:
+                info.error = f"modelzoo_specs raised {type(exc).__name__}: {exc}".splitlines()[0]
             return []
         specs += _validated(returned, info)
     return specs
@@ -173,6 +180,7 @@ def call_hook(ep, info: PluginInfo) -> list[Spec]:
 def _validated(returned: list[Any], info: PluginInfo) -> list[Spec]:
     seen: set[tuple[str, str]] = set()
     good: list[Spec] = []
+    owners = _Owners()
     for raw in returned:
         try:
             spec = validate_spec(raw)
@@ -182,6 +190,10 @@ def _validated(returned: list[Any], info: PluginInfo) -> list[Spec]:
                 if isinstance(exc, ZooError)
                 else f"spec {getattr(raw, 'name', raw)!r}: {type(exc).__name__}: {exc}"
             )
+            continue
+        foreign = foreign_builder(spec.builder, info, owners)
+        if foreign:
+            info.problems.append(f"spec {spec.name!r}: {foreign}")
             continue
         key = (spec.kind, spec.name.lower())
         if key in seen:
@@ -198,11 +210,65 @@ def _validated(returned: list[Any], info: PluginInfo) -> list[Spec]:
     return good
 
 
+class _Owners(dict):
+    """Top-level import names -> the installed distributions that provide them (normalized names), with
+    the distributions that provide modelzoo plugins; read once per plugin load and only when a spec names
+    a builder outside its plugin's package."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._read = False
+        self.plugin_dists: set[str] = set()
+
+    def get(self, top: str, default: Any = None) -> Any:
+        if not self._read:
+            from importlib import metadata
+
+            self._read = True
+            self.update({t: [_normal(d) for d in dists] for t, dists in metadata.packages_distributions().items()})
+            dists = {ep.dist.metadata["Name"] for ep in entry_points() if ep.dist is not None}
+            self.plugin_dists = {_normal(d) for d in dists} - {"modelzoo"}
+        return super().get(top, default)
+
+
+def _normal(dist: str) -> str:
+    return dist.lower().replace("_", "-").replace(".", "-")
+
+
+def foreign_builder(builder: str | None, info: PluginInfo, owners: dict[str, list[str]] | None = None) -> str | None:
+    """Why a plugin's spec may not name ``builder`` (None when it may). A builder is plugin code: the
+    plugin's own, or another installed plugin's (a plugin adding weights for timm architectures reuses
+    ``zoo_timm.build:build``); never the standard library (``os:system``), never the core's ``modelzoo.``
+    (except for the core's own entries), never a package of a distribution that is no plugin (a library:
+    ``timm:create_model``, ``torch.hub:load``). A module that no distribution claims (an editable
+    install, a helper module beside the plugin's) counts as the plugin's own."""
+    if not builder:
+        return None
+    import sys
+
+    top = builder.partition(":")[0].split(".")[0]
+    own_top = info.module.split(":")[0].split(".")[0]
+    core = info.module.split(":")[0] == CORE_MODULE
+    if top == "modelzoo":
+        return None if core else f"builder {builder!r} is the core's; a plugin's builders are its own code"
+    if top == own_top:
+        return None
+    if top in sys.stdlib_module_names or top in sys.builtin_module_names:
+        return f"builder {builder!r} is the standard library's, not code of plugin {info.name!r}"
+    owners = owners if owners is not None else _Owners()
+    claimed = owners.get(top, [])
+    plugin_dists = getattr(owners, "plugin_dists", set()) | ({_normal(info.dist)} if info.dist else set())
+    if claimed and not set(claimed) & plugin_dists:
+        return f"builder {builder!r} belongs to {', '.join(sorted(set(claimed)))}, not to plugin {info.name!r}"
+    return None
+
+
 # -- putting it together --------------------------------------------------------------------------
 def load_entries(
     read_cache: bool = True, write_cache: bool = True, use_registry: bool = True
 ) -> tuple[list[Spec], dict[str, PluginInfo]]:
     """Every allowed plugin's entries and status, each from the cheapest source that is still right."""
+    plugin_timeout()  # a bad MODELZOO_PLUGIN_TIMEOUT is one line now, not a failure of every plugin later
     read_cache = read_cache and cache_enabled()
     write_cache = write_cache and cache_enabled()
     registry = shipped_registry() if use_registry else {}

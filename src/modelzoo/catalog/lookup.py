@@ -53,6 +53,7 @@ class Catalog:
             for spec in self.specs:
                 if spec.kind != "task" and spec.tasks:
                     spec.tasks = sorted({self._task_names.get(t.lower(), t) for t in spec.tasks})
+        self._inputs: dict[str, tuple[set[str], str | None]] | None = None
         self.collisions = {
             group[0].name: sorted(s.qualified_name for s in group)
             for group in self._by_name.values()
@@ -72,8 +73,14 @@ class Catalog:
         """Resolve ``name``, ``plugin:name`` or ``arch.tag`` to ``(spec, tag or None)``.
 
         Exact names win; a name two plugins both provide must be qualified (the error lists the
-        qualified names); a miss suggests close names of the same kind.
+        qualified names); a miss suggests close names of the same kind. ``hf-hub:ORG/NAME[@REV]`` is a
+        Hub checkpoint that is not modelzoo's: the plugin that builds its format describes it
+        (:mod:`modelzoo.hub.backbones`).
         """
+        if name.startswith("hf-hub:") and kind in (None, "backbone"):
+            from ..hub.backbones import hub_spec
+
+            return hub_spec(name), None
         plugin, _, bare = name.rpartition(":") if ":" in name else ("", "", name)
         tag = None
         if kind == "task" and bare.lower() in self._task_names:  # an alias names its task
@@ -84,6 +91,12 @@ class Catalog:
             candidates = self.lookup(plugin, arch, kind)
         if not candidates and kind in (None, "task") and not plugin:
             self._check_alias_clash(bare)
+        if not candidates and kind in (None, "backbone"):
+            from ..hub.backbones import known_hub_spec
+
+            known = known_hub_spec(name)  # a Hub checkpoint resolved earlier, named by its spec name
+            if known is not None:
+                return known, None
         if not candidates:
             pool = list(dict.fromkeys(s.name for s in self.specs if kind is None or s.kind == kind))
             what = kind or "model"
@@ -131,6 +144,37 @@ class Catalog:
         aliases = [a for a in found[0].task_meta.aliases if a.lower() not in self._alias_clashes] if found else []
         return aliases[0] if aliases else name
 
+    # -- which backbones serve which task (heads decide, never the backbone's own list) -----------
+    def serves(self, backbone: Spec, task: str) -> bool:
+        """True when ``backbone`` can serve ``task`` (canonical name): a head the task accepts (one
+        that lists it in ``tasks``) consumes an output kind the backbone emits, and the two do not
+        name different modalities. A backbone's own ``tasks`` list restricts nothing, so a new task
+        plugin reuses every backbone in the catalog."""
+        consumed, modality = self._task_inputs().get(task, (set(), None))
+        if backbone.modality and modality and backbone.modality != modality:
+            return False
+        return bool(consumed & set(backbone.outputs))
+
+    def task_modality(self, task: str) -> str | None:
+        """The modality a task declares (None: undeclared, or no such task installed)."""
+        found = self.lookup("", task, "task")
+        return found[0].modality if found else None
+
+    def tasks_for(self, backbone: Spec) -> list[str]:
+        """Every task ``backbone`` serves (see :meth:`serves`), sorted."""
+        return sorted(t for t in self._task_inputs() if self.serves(backbone, t))
+
+    def _task_inputs(self) -> dict[str, tuple[set[str], str | None]]:
+        """task -> (output kinds its heads consume, its declared modality), built once."""
+        if self._inputs is None:
+            inputs: dict[str, tuple[set[str], str | None]] = {}
+            for spec in self.specs:
+                if spec.kind == "head":
+                    for t in spec.tasks:
+                        inputs.setdefault(t, (set(), self.task_modality(t)))[0].update(spec.consumes)
+            self._inputs = inputs
+        return self._inputs
+
     def lookup(self, plugin: str, name: str, kind: str | None) -> list[Spec]:
         found = self._by_name.get(name.lower(), [])
         return [s for s in found if (not plugin or s.plugin == plugin) and (kind is None or s.kind == kind)]
@@ -154,7 +198,7 @@ class Catalog:
         for spec in self.specs:
             if kind and spec.kind != kind:
                 continue
-            if task and task not in spec.tasks:
+            if task and not (self.serves(spec, task) if spec.kind == "backbone" else task in spec.tasks):
                 continue
             if plugin and spec.plugin != plugin:
                 continue
@@ -256,13 +300,24 @@ def get(name: str, kind: str | None = None) -> Spec:
 
 
 def infer_task(backbone: Spec, head: Spec) -> str:
-    """The one task both a backbone and a head are for (a recipe that names no task)."""
-    shared = sorted(set(head.tasks) & set(backbone.tasks)) if backbone.tasks else sorted(head.tasks)
+    """The one task of the head's that the backbone serves (a recipe that names no task); when several
+    fit, the one among the tasks the backbone's plugin lists for it (a new task never changes what an
+    existing recipe or ``assemble`` call means)."""
+    if not set(head.consumes) & set(backbone.outputs):
+        raise ZooError(
+            f"head {head.name!r} consumes {'/'.join(head.consumes)} features but backbone {backbone.name!r}"
+            f" emits {'/'.join(backbone.outputs)}; pick a head for those (zoo list --kind head)"
+        )
+    cat = catalog()
+    shared = [t for t in head.tasks if cat.serves(backbone, t)]
     if len(shared) == 1:
         return shared[0]
     if not shared:
         raise ZooError(
-            f"head {head.name!r} is for {', '.join(head.tasks) or 'no task'} but backbone {backbone.name!r} is for"
-            f" {', '.join(backbone.tasks) or 'no task'}; pick a head for the backbone's task (zoo list --kind head)"
+            f"head {head.name!r} is for {', '.join(head.tasks) or 'no task'}, none of which backbone"
+            f" {backbone.name!r} ({backbone.modality} input) serves; pick a head for its tasks (zoo list --kind head)"
         )
+    usual = [t for t in shared if t in backbone.tasks]  # the tasks its plugin lists for it break the tie
+    if len(usual) == 1:
+        return usual[0]
     raise ZooError(f"backbone {backbone.name!r} + head {head.name!r} fit several tasks; set task = one of {shared}")

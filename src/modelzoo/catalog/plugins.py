@@ -25,6 +25,8 @@ from typing import Any
 GROUP = "modelzoo"
 #: an import slower than this (seconds) is noted in ``zoo plugins``
 SLOW_IMPORT = 1.0
+#: seconds a plugin's import or hook may take before zoo goes on without it (MODELZOO_PLUGIN_TIMEOUT)
+PLUGIN_TIMEOUT = 120.0
 
 
 @dataclass
@@ -132,6 +134,51 @@ def stdout_to_stderr() -> Iterator[Printed]:
                     os.write(2, data)
 
 
+class PluginExit(BaseException):
+    """Plugin code called ``os._exit``: stopped there, so the plugin is reported and zoo goes on."""
+
+
+class PluginTimeout(Exception):
+    """Plugin code did not return within the deadline."""
+
+
+_plugin_threads: set[int] = set()
+_real_exit = os._exit
+
+
+def _guarded_exit(code: int) -> None:
+    import threading
+
+    if threading.get_ident() in _plugin_threads:
+        raise PluginExit(f"it called os._exit({code})")
+    _real_exit(code)
+
+
+def plugin_timeout() -> float:
+    """The deadline for one plugin's import or hook, in seconds (``MODELZOO_PLUGIN_TIMEOUT``)."""
+    from ..util.env import env_number
+
+    return env_number("MODELZOO_PLUGIN_TIMEOUT", PLUGIN_TIMEOUT, "seconds, e.g. 120")
+
+
+def run_plugin_code(fn: Any, what: str) -> Any:
+    """``fn()`` (a plugin's import or hook) in a thread of its own, under a deadline.
+
+    A plugin that never returns cannot hang ``zoo``: after :func:`plugin_timeout` seconds it is left
+    behind (a daemon thread) and :class:`PluginTimeout` says so. ``sys.exit`` raises as usual and
+    ``os._exit`` in that thread raises :class:`PluginExit`, so neither ends ``zoo`` (whose ``--json``
+    output would then be empty while it exits 0). Whatever ``fn`` raises is raised here."""
+    from ..util.deadline import DeadlinePassed, call_with_deadline
+
+    timeout = plugin_timeout()
+    if os._exit is not _guarded_exit:
+        os._exit = _guarded_exit
+    try:
+        return call_with_deadline(fn, timeout, f"modelzoo-plugin {what}", threads=_plugin_threads)
+    except DeadlinePassed:
+        raise PluginTimeout(f"{what} did not finish within {timeout:g} s (MODELZOO_PLUGIN_TIMEOUT)") from None
+
+
 def load_plugin(ep, info: PluginInfo) -> Any | None:
     """Import one entry point's module; on any failure record why in ``info`` and return None.
 
@@ -141,7 +188,7 @@ def load_plugin(ep, info: PluginInfo) -> Any | None:
     started = time.perf_counter()
     try:
         with stdout_to_stderr() as printed:
-            module = ep.load()
+            module = run_plugin_code(ep.load, "its import")
         seconds = time.perf_counter() - started
         if seconds >= SLOW_IMPORT:
             info.notes.append(f"importing it took {seconds:.1f} s (each listing that is not cached waits for it)")
@@ -152,7 +199,10 @@ def load_plugin(ep, info: PluginInfo) -> Any | None:
         if isinstance(exc, KeyboardInterrupt):
             raise
         info.status = "failed"
-        info.error = f"import failed: {type(exc).__name__}: {exc}".splitlines()[0]
+        if isinstance(exc, (PluginTimeout, PluginExit)):
+            info.error = f"import stopped: {exc}".splitlines()[0]
+        else:
+            info.error = f"import failed: {type(exc).__name__}: {exc}".splitlines()[0]
         return None
 
 
@@ -234,6 +284,27 @@ def files_digest(files: list[Path]) -> str:
             pass
         digest.update(b"\0")
     return digest.hexdigest()[:32]
+
+
+def code_fingerprint(cls: type, plugin: str | None = None) -> dict[str, Any]:
+    """What decides how ``cls`` (a plugin's class, e.g. a task) behaves, as plain data: the
+    distribution and version of ``plugin`` (an entry-point name) and a digest of the source of every
+    non-core package in ``cls``'s MRO (editable installs change in place). Every cache of results
+    that plugin code computes (cached features, transfer scores) puts this in its key, so editing or
+    upgrading the plugin invalidates them."""
+    dist = version = None
+    for ep in entry_points() if plugin else []:
+        if ep.name == plugin and ep.dist is not None:
+            dist, version = ep.dist.metadata["Name"], ep.dist.version
+            break
+    tops = sorted({k.__module__.split(".")[0] for k in cls.__mro__} - {"builtins", "modelzoo"})
+    files = [p for top in tops for p in source_files(top)]
+    return {
+        "distribution": dist,
+        "version": version,
+        "class": f"{cls.__module__}.{cls.__qualname__}",
+        "source": files_digest(files),
+    }
 
 
 def plugin_fingerprint(

@@ -159,6 +159,10 @@ class Spec:
 
     Backbones declare ``outputs`` (what they can emit) and, where cheap, ``num_features`` (pooled)
     and ``pyramid`` levels; heads declare what they ``consumes``. Assembly matches the two.
+    Whether a backbone serves a task follows from heads, never from the backbone's own ``tasks``: a
+    task accepts the heads that list it, and a backbone fits when it emits what one of them consumes
+    (:meth:`modelzoo.catalog.lookup.Catalog.serves`). ``modality`` (a backbone's and a task's input,
+    such as ``"image"``) keeps apart backbones and tasks that both name one and differ.
 
     A task's ``builder`` names its :class:`modelzoo.Task` class; what the catalog and the Hub need
     to know without importing it is plain data in ``meta``: ``metric`` (required, the main
@@ -184,6 +188,7 @@ class Spec:
     license: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)  # a task's: TaskMeta data
+    modality: str | None = None  # what a backbone reads / a task's inputs are; None fits any
 
     @property
     def task_meta(self) -> TaskMeta:
@@ -198,8 +203,14 @@ class Spec:
         """The pretrained tag named ``tag`` (case-insensitive), or the default one."""
         from ..errors import ZooError, did_you_mean
 
+        hub_ref = self.meta.get("hub_ref")
+        if hub_ref and tag:
+            raise ZooError(
+                f"{hub_ref} takes its weights from the repo: pretrained = true (the repo's weights) or false (random"
+                f" init), not a tag name ({tag!r})"
+            )
         if not self.pretrained:
-            raise ZooError(f"{self.name!r} has no pretrained weights; use pretrained=false")
+            raise ZooError(f"{hub_ref or repr(self.name)} has no pretrained weights; use pretrained=false")
         wanted = tag or self.default_tag or self.pretrained[0].tag
         for t in self.pretrained:
             if t.tag.lower() == wanted.lower():
@@ -249,6 +260,10 @@ def validate_spec(spec: Any) -> Spec:
     if not isinstance(spec.tasks, list) or any(not isinstance(t, str) or not _NAME_RE.match(t) for t in spec.tasks):
         raise SpecError(f"{where}: tasks must be a list of task names (zoo list --kind task)")
     spec.tasks = sorted({t.lower() for t in spec.tasks})
+    if spec.modality is not None:
+        if not isinstance(spec.modality, str) or not _NAME_RE.match(spec.modality):
+            raise SpecError(f'{where}: modality must be a short name such as "image", or None')
+        spec.modality = spec.modality.lower()
     if spec.kind in ("backbone", "head", "task") and not spec.builder:
         raise SpecError(f"{where}: a {spec.kind} needs a builder 'module:function'")
     if spec.builder and ":" not in spec.builder:

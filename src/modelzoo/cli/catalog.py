@@ -33,8 +33,11 @@ def cmd_list(args: argparse.Namespace) -> int:
         license=args.license,
         pretrained=args.pretrained,
     )
+    available: dict[str, dict[str, str]] | None = None
+    if args.available:  # which pretrained weights can be had right now: here, or from a Hub that answers
+        available, specs = _available(specs)
     if args.json:
-        out_json([s.to_dict() for s in specs])
+        out_json([s.to_dict() | ({"available": available[s.qualified_name]} if available else {}) for s in specs])
         return 0
     if args.names:
         if specs:
@@ -46,14 +49,20 @@ def cmd_list(args: argparse.Namespace) -> int:
         if s.kind == "task":
             io = f"metric {s.meta.get('metric', '-')}"
         tags = s.pretrained
-        if not tags:
+        if available is not None:
+            usable = available[s.qualified_name]
+            tags = [t for t in tags if t.tag in usable]
+            shown = ", ".join(f"{t.tag} ({usable[t.tag]})" for t in tags[:2])
+            pre = shown + (f" +{len(tags) - 2}" if len(tags) > 2 else "")
+        elif not tags:
             pre = "-"
         elif len(tags) == 1:
             pre = tags[0].tag
         else:
             pre = f"{(s.default_tag or tags[0].tag)} +{len(tags) - 1}"
         licenses = sorted({t.license for t in tags if t.license} | ({s.license} if s.license else set()))
-        tasks = ",".join(cat.task_label(t) for t in s.tasks) if s.kind != "task" else cat.task_label(s.name)
+        served = cat.tasks_for(s) if s.kind == "backbone" else s.tasks  # backbones: whatever heads fit them
+        tasks = ",".join(cat.task_label(t) for t in served) if s.kind != "task" else cat.task_label(s.name)
         rows.append([s.name, s.kind, tasks, io or "-", pre, s.plugin, ",".join(licenses) or "-"])
     if rows:
         out_table(["NAME", "KIND", "TASKS", "IO", "PRETRAINED", "PLUGIN", "LICENSE"], rows)
@@ -73,12 +82,26 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 # -- zoo info ---------------------------------------------------------------------------------
-def _describe(spec) -> str:
+def _available(specs: list) -> tuple[dict[str, dict[str, str]], list]:
+    """``({qualified name: {tag: "local" | "reachable"}}, the specs with any)``; the Hub is probed once."""
+    from ..model.weights import available_tags, converted_weights, hub_reachable
+
+    wants_hub = any(src.startswith("hf-hub:") for s in specs for t in s.pretrained for src in t.sources)
+    online = wants_hub and hub_reachable()
+    converted = converted_weights()
+    found = {s.qualified_name: available_tags(s, online, converted) for s in specs if s.pretrained}
+    return found, [s for s in specs if found.get(s.qualified_name)]
+
+
+def _describe(spec, cat) -> str:
     lines = [f"{spec.qualified_name}  ({spec.kind}; plugin {spec.plugin})"]
     if spec.description:
         lines.append(f"  {spec.description}")
-    if spec.kind != "task":
-        lines.append(f"  tasks:       {', '.join(spec.tasks) or '-'}")
+    if spec.kind != "task":  # a backbone serves every task one of whose heads consumes what it emits
+        served = cat.tasks_for(spec) if spec.kind == "backbone" else spec.tasks
+        lines.append(f"  tasks:       {', '.join(served) or '-'}")
+    if spec.modality:
+        lines.append(f"  modality:    {spec.modality}")
     if spec.kind == "backbone":
         lines.append(f"  outputs:     {', '.join(spec.outputs)}")
         lines.append(f"  features:    {spec.num_features or 'known once built'} (pooled)")
@@ -111,8 +134,8 @@ def _describe(spec) -> str:
         lines.append(f"  license:     {spec.license}")
     shown = {f.name for f in dataclasses.fields(TaskMeta)}
     for key, value in spec.meta.items():
-        if spec.kind == "task" and key in shown:
-            continue
+        if (spec.kind == "task" and key in shown) or (key == "license" and value == spec.license):
+            continue  # said above
         lines.append(f"  {key + ':':<12} {value if not isinstance(value, (dict, list)) else json.dumps(value)}")
     if spec.pretrained:
         lines.append(
@@ -153,7 +176,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         out_json([s.to_dict() for s in specs] if len(specs) > 1 else specs[0].to_dict())
     else:
-        out("\n\n".join(_describe(s) for s in specs))
+        out("\n\n".join(_describe(s, cat) for s in specs))
     return 0
 
 
@@ -295,6 +318,12 @@ def add_commands(sub: argparse._SubParsersAction, command: str | None = None) ->
     p.add_argument("--plugin", help="only entries from this plugin")
     p.add_argument("--license", help="only entries with this license (wildcards allowed)")
     p.add_argument("--pretrained", action="store_true", help="only entries with pretrained weights")
+    p.add_argument(
+        "--available",
+        action="store_true",
+        help="only pretrained weights usable now: installed, in the HF cache or downloaded (local), or on a Hub"
+        " that answers (reachable)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--names", action="store_true", help="names only, one per line")
     p.add_argument("--refresh", action="store_true", help="rebuild the catalog cache")

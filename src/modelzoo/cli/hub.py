@@ -23,7 +23,10 @@ def cmd_push(args: argparse.Namespace) -> int:
         tag=args.tag,
         message=args.message,
         license=args.license,
+        export=args.export,
     )
+    for line in result.notes:
+        note(line)
     if result.changed:
         note(f"pushed {args.run_dir} to {result.repo_id}@{result.branch} ({len(result.files)} files)")
     else:
@@ -76,6 +79,11 @@ def add_commands(sub: argparse._SubParsersAction, command: str | None = None) ->
     p.add_argument("--tag", help="tag the pushed commit (e.g. v1); an existing tag is never moved")
     p.add_argument("--message", help="commit message")
     p.add_argument("--license", help="license to declare when the pretrained weights have none")
+    p.add_argument(
+        "--export",
+        metavar="FORMAT",
+        help="also publish the model exported as FORMAT (onnx, torchscript, exported-program; parity-checked)",
+    )
     p.set_defaults(func=cmd_push)
 
     p = sub.add_parser("pull", help="download a Hub model pinned to a commit (HF cache or --to DIR)")
@@ -93,16 +101,34 @@ def add_commands(sub: argparse._SubParsersAction, command: str | None = None) ->
 
 
 def list_hub(args: argparse.Namespace) -> int:
-    """``zoo list --hub ORG``: the org's modelzoo models on the Hub."""
+    """``zoo list --hub ORG``: the org's modelzoo models on the Hub, then its repos usable as backbones."""
     from ..hub.listing import list_hub_models
 
-    models = list_hub_models(args.hub)
+    found = list_hub_models(args.hub)
     if getattr(args, "json", False):
-        out_json(models)
+        out_json(found)
         return 0
-    if not models:
-        note(f"no modelzoo models published by {args.hub}")
+    models = [m for m in found if m.get("kind") == "model"]
+    backbones = [m for m in found if m.get("kind") == "backbone"]
+    if not found:
+        note(f"no modelzoo models or backbones published by {args.hub}")
         return 0
+    if models:
+        _models_table(models)
+    if backbones:
+        if models:
+            out("")
+        rows = [
+            [f"hf-hub:{b['id']}" + (" (private)" if b["private"] else ""), b["library"], b["license"] or "-",
+             (b["sha"] or "-")[:12], (b["updated"] or "-")[:10]]
+            for b in backbones
+        ]  # fmt: skip
+        out_table(["BACKBONE", "LIBRARY", "LICENSE", "SHA", "UPDATED"], rows)
+        note(f'{len(backbones)} backbone{"s" if len(backbones) != 1 else ""} (model.backbone = "hf-hub:ORG/NAME")')
+    return 0
+
+
+def _models_table(models: list[dict]) -> None:
     rows = []
     for m in models:
         acc = m["metrics"].get("accuracy")
@@ -119,4 +145,3 @@ def list_hub(args: argparse.Namespace) -> int:
     headers = ["NAME", "TASK", "ACCURACY", "LICENSE", "SHA", "UPDATED"]
     out_table(headers, rows)
     note(f"{len(models)} model{'s' if len(models) != 1 else ''}")
-    return 0

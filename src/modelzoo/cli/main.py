@@ -13,12 +13,13 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import ZooError
-from . import catalog, engine, hub, select
-from .output import out
+from ..util.text import escape
+from . import catalog, engine, export, hub, recipe, select
+from .output import note, out
 
 #: the command groups, in ``zoo --help`` order; each module's ``add_commands(sub, command)`` adds its
 #: sub-commands (and imports what they need only when one runs, so ``zoo list`` stays instant)
-COMMAND_GROUPS = (catalog, engine, hub, select)
+COMMAND_GROUPS = (catalog, engine, recipe, export, hub, select)
 
 
 # -- parser -----------------------------------------------------------------------------------
@@ -37,24 +38,60 @@ def _command(argv: Sequence[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
 
+#: written when memory ran out: prepared now, since then even formatting a message may fail
+OUT_OF_MEMORY = (
+    "error: out of memory; lower data.batch_size or data.image_size (or --nproc), or free memory, and rerun"
+    " (a run folder resumes with zoo finetune --resume)\n"
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     process = argv is None  # the zoo command itself, not a call from Python
+    if process:
+        _printable_anywhere()
     try:
         return _main(list(sys.argv[1:] if argv is None else argv), process)
+    except MemoryError:
+        os.write(2, OUT_OF_MEMORY.encode())
+        return 1
     except Exception as exc:  # a bug, ours or a plugin's: one line saying whose, the traceback on request
         from .bugreport import describe_bug, traceback_wanted
 
         if traceback_wanted():
             raise
-        print(f"error: {describe_bug(exc)}", file=sys.stderr)
+        note(f"error: {escape(describe_bug(exc))}")
         return 1
+    finally:
+        if process:
+            _stdout_is_done()
+
+
+def _printable_anywhere() -> None:
+    """Whatever the terminal's encoding (``PYTHONIOENCODING=ascii``, ``LC_ALL=C``), a label it cannot
+    show prints as ``\\u...`` escapes instead of ending the command with UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):
+            pass
+
+
+def _stdout_is_done() -> None:
+    """The command's output is complete: whatever prints after it (a plugin's ``atexit`` handler, a
+    library's shutdown message) goes to stderr, so ``zoo ... --json | jq`` never reads a stray line."""
+    try:
+        sys.stdout.flush()
+        os.dup2(2, 1)
+    except (OSError, ValueError):
+        return
+    sys.stdout = sys.stderr
 
 
 def _main(argv: list[str], process: bool) -> int:
     try:
         parser = build_parser(_command(argv))
     except ZooError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        note(f"error: {escape(str(exc))}")
         return exc.exit_code
     args = parser.parse_args(argv)
     args.argv = argv
@@ -69,8 +106,8 @@ def _main(argv: list[str], process: bool) -> int:
     try:
         return int(args.func(args) or 0)
     except ZooError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        if process and exc.exit_code == 130:
+        note(f"error: {escape(str(exc))}")
+        if process and (exc.exit_code == 130 or getattr(exc, "abandoned_work", False)):
             _exit_now(exc.exit_code)
         return exc.exit_code
     except KeyboardInterrupt:

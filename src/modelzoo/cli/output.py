@@ -13,21 +13,21 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ..util.text import table
+from ..util.text import escape_lines, table
 
 
 def out(text: str) -> None:
-    """A result line (or lines) on stdout."""
+    """A result line (or lines) on stdout, control characters escaped (:func:`~modelzoo.util.text.escape_lines`)."""
     try:
-        sys.stdout.write(text + "\n")
+        sys.stdout.write(escape_lines(text) + "\n")
         sys.stdout.flush()
     except BrokenPipeError:  # `zoo list | head`
         os._exit(0)
 
 
 def note(text: str) -> None:
-    """A note for the person at the terminal, on stderr."""
-    print(text, file=sys.stderr, flush=True)
+    """A note for the person at the terminal, on stderr (control characters escaped)."""
+    print(escape_lines(text), file=sys.stderr, flush=True)
 
 
 def out_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

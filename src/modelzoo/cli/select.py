@@ -39,6 +39,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
             f"measured on this machine: MACs = FLOPs/2 of one {args.image_size}px forward; examples/s over"
             f" ~{args.seconds:g}s each at batch {args.batch_size} (random weights: they do not change speed)"
         )
+        if rows and rows[0].busy:  # the machine was busier than its cores: the speeds are low
+            note(rows[0].busy)
     return 0
 
 

@@ -14,11 +14,18 @@ finetune --nproc N`` calls it, see :mod:`modelzoo.engine.launch`), which sets ``
   counted twice); the tasks' picklable ``eval_batch`` outputs are gathered before the metrics.
 * **Only rank 0 writes**, and rank 0 alone reads the run folder; what other processes need from it
   (a checkpoint to resume) is broadcast, so nodes without a shared file system work.
+* **A lost peer is one line.** A collective that fails because another process or node went away
+  (its connection reset, or no answer within ``MODELZOO_DIST_TIMEOUT``) becomes :class:`PeerLost`,
+  naming the node that stopped answering (the survivors check in on the launcher's store) and the
+  resume command.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -30,6 +37,10 @@ from ..errors import ZooError
 
 #: seconds a collective (or joining the group) may wait before the run stops with an error
 DEFAULT_TIMEOUT = 600.0
+#: seconds the survivors of a lost peer wait for each other on the store before naming who is gone
+CHECK_IN_SECONDS = 2.0
+#: what torch's collectives say when a peer process went away or stopped answering
+_LOST = ("connection reset", "connection closed", "broken pipe", "timed out", "timeout", "socket closed", "eof")
 
 
 @dataclass(frozen=True)
@@ -81,8 +92,13 @@ def init(world: World, device: torch.device) -> None:
     backend = "nccl" if device.type == "cuda" else "gloo"
     where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
     try:
+        store = _attempt_store()
         dist.init_process_group(
-            backend=backend, rank=world.rank, world_size=world.size, timeout=timedelta(seconds=timeout_seconds())
+            backend=backend,
+            rank=world.rank,
+            world_size=world.size,
+            timeout=timedelta(seconds=timeout_seconds()),
+            **({"store": store} if store is not None else {}),
         )
     except Exception as exc:
         detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
@@ -90,6 +106,101 @@ def init(world: World, device: torch.device) -> None:
             f"rank {world.rank} could not join the {backend} process group at {where} ({detail}); check the"
             " rendezvous address and port (a port in use, a host not reachable) or set MODELZOO_DIST_TIMEOUT"
         ) from None
+    # DDP's hint about depthwise kernels' gradient strides is about speed, said once per process: noise
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+    store = _store()
+    if store is not None:  # where each rank runs, for naming a node that is lost later
+        store.set(f"modelzoo/host/{world.rank}", f"{os.environ.get('GROUP_RANK', '?')} {socket.gethostname()}")
+
+
+class PeerLost(ZooError):
+    """Another process of the run went away: the run stopped; the message names it and how to resume."""
+
+
+def _attempt_store():
+    """Under torchrun's agent store, this attempt's own part of it; None elsewhere (``env://`` as usual).
+
+    torchrun keeps one store server for every restart of the workers, and torch keys a process group's
+    addresses the same way in each attempt: a restarted worker could read the address of a worker that
+    died in the attempt before and fail to connect ("Connection refused"). A prefix per attempt
+    (``TORCHELASTIC_RESTART_COUNT``, which every node's launcher advances when its workers fail) keeps
+    the attempts apart."""
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    import torch.distributed as dist
+
+    addr, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
+    wait = timedelta(seconds=timeout_seconds())
+    base = dist.TCPStore(addr, port, is_master=False, timeout=wait, wait_for_workers=False)
+    return dist.PrefixStore(f"modelzoo/attempt_{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", base)
+
+
+def _store():
+    """A client of the launcher's key-value store (torchrun's), or None outside torchrun or when it is gone."""
+    addr, port = os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT")
+    if "TORCHELASTIC_RUN_ID" not in os.environ or not addr or not (port or "").isdigit():
+        return None
+    import torch.distributed as dist
+
+    try:
+        wait = timedelta(seconds=min(CHECK_IN_SECONDS, timeout_seconds()))
+        return dist.TCPStore(addr, int(port), is_master=False, timeout=wait, wait_for_workers=False)
+    except Exception:
+        return None
+
+
+def is_lost_peer(exc: BaseException, world: World) -> bool:
+    """Did a collective fail because another process went away (not because of this process's data)?"""
+    text = str(exc).lower()
+    return world.distributed and ("gloo" in text or "nccl" in text) and any(word in text for word in _LOST)
+
+
+def silent_ranks(world: World) -> tuple[list[int], dict[int, str]]:
+    """The ranks that do not check in on the store within ``CHECK_IN_SECONDS`` (every survivor of a lost
+    peer checks in as it fails), and where each rank ran (``"<node> <host>"``); ``([], {})`` without a store."""
+    store = _store()
+    if store is None:
+        return [], {}
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    try:
+        store.set(f"modelzoo/alive/{attempt}/{world.rank}", "1")
+        end = time.monotonic() + min(CHECK_IN_SECONDS, timeout_seconds())
+        while True:
+            silent = [r for r in range(world.size) if not store.check([f"modelzoo/alive/{attempt}/{r}"])]
+            if not silent or time.monotonic() > end:
+                break
+            time.sleep(0.1)
+        keys = {r: f"modelzoo/host/{r}" for r in silent}
+        where = {r: store.get(key).decode() for r, key in keys.items() if store.check([key])}
+    except Exception:  # the store went with the lost node: nothing more to learn
+        return [], {}
+    return silent, where
+
+
+def lost_peer(exc: BaseException, world: World, out: Any = None) -> PeerLost:
+    """The one line for a run whose peer went away: which node stopped answering, and how to resume."""
+    from pathlib import Path
+
+    silent, where = silent_ranks(world)
+    nodes: dict[str, list[int]] = {}
+    for rank in silent:
+        node, _, host = where.get(rank, "? ?").partition(" ")
+        nodes.setdefault(f"node {node} ({host})" if node != "?" else f"the node of rank {rank}", []).append(rank)
+    who = (
+        "; ".join(
+            f"lost {name}: rank(s) {', '.join(map(str, ranks))} stopped answering" for name, ranks in nodes.items()
+        )
+        or "lost a peer process (it stopped answering)"
+    )
+    detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    detail = detail.split("] ", 1)[-1].split(". ", 1)[0][:160]  # gloo: "[file:line] Read error [addr]: reset"
+    if out is None:
+        kept = "continue from the run folder's last checkpoint with: zoo finetune --resume RUN"
+    elif (Path(out) / "checkpoint" / "last.pt").is_file():
+        kept = f"the last checkpoint in {out} is intact; continue with: zoo finetune --resume {out}"
+    else:
+        kept = f"no checkpoint was written yet in {out}; start again"
+    return PeerLost(f"rank {world.rank}: {who} ({detail}); the run stopped; {kept}")
 
 
 def close() -> None:

@@ -12,6 +12,11 @@ The folder is capped (``MODELZOO_FEATURE_CACHE_GB``, default 10 GB): each publis
 recently used files beyond the cap (a hit counts as a use), and temporary files a killed copy left.
 A run folder keeps its own link to its features, so eviction never takes them from a run that is
 resuming (and the disk space they take is freed when that run folder is deleted).
+
+What is cached per example is a *nest* (:mod:`modelzoo.util.nest`): a tensor, or a tuple / list /
+dict of nests (a pyramid of maps, say), every tensor with one row per example;
+:func:`compute_features` checks what ``Task.features`` returns, and :class:`FeatureSet` batches
+cached features and targets by index (one gather per batch, no per-example copies).
 """
 
 from __future__ import annotations
@@ -20,9 +25,14 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
 
 from ..errors import ZooError
 from ..util.files import atomic_write
+from ..util.nest import cat_nests, check_nest, index_nest, leaves, map_nest, nest_rows
 from ..util.paths import cache_dir
 
 LIMIT_ENV = "MODELZOO_FEATURE_CACHE_GB"
@@ -30,6 +40,73 @@ DEFAULT_LIMIT_GB = 10.0
 STALE_TMP_SECONDS = 3600
 
 
+class FeatureSet(Dataset):
+    """Cached features and targets (nests) as a dataset: items are indices, :meth:`collate` gathers a batch."""
+
+    def __init__(self, feats: Any, targets: Any) -> None:
+        self.feats, self.targets = feats, targets
+        self.rows = nest_rows(targets)
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+    def collate(self, indices: list[int]) -> tuple[Any, Any]:
+        index = torch.as_tensor(indices, dtype=torch.long)
+        return index_nest(self.feats, index), index_nest(self.targets, index)
+
+
+@torch.no_grad()
+def compute_features(model: Any, loader: Any, task: Any, progress: Any = False, desc: str = "features") -> tuple:
+    """Backbone features and targets of every example (``Task.features`` per batch, the backbone in
+    eval mode), each a nest joined over the batches; a wrong return is one line blaming the task plugin."""
+    from .progress import Progress
+
+    progress = progress if isinstance(progress, Progress) else Progress(enabled=bool(progress))
+    model.backbone.eval()
+    feats, targets = [], []
+    for batch in progress.track(loader, desc):
+        f, y = checked_features(task, task.features(model, task.to_device(batch)))
+        feats.append(map_nest(lambda t: (t.float() if t.is_floating_point() else t).cpu(), f))
+        targets.append(map_nest(lambda t: t.cpu(), y))
+    return cat_nests(feats), cat_nests(targets)
+
+
+def checked_features(task: Any, returned: Any) -> tuple[Any, Any]:
+    """``Task.features``' ``(features, targets)``, checked to be nests of tensors with one row per
+    example (targets that are not tensors yet are made tensors); ZooError naming the plugin otherwise."""
+    problem = "" if isinstance(returned, (tuple, list)) and len(returned) == 2 else "not a (features, targets) pair"
+    if not problem:
+        f, y = returned
+        try:
+            rows = check_nest(f)
+        except ValueError as exc:
+            problem = f"features: {exc}"
+        else:
+            try:
+                y = y if leaves_or_none(y) else torch.as_tensor(y)
+                check_nest(y, rows)
+            except (ValueError, TypeError, RuntimeError) as exc:
+                problem = f"targets: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+    if problem:
+        raise ZooError(
+            f"task {task.name!r} (plugin {getattr(task.spec, 'plugin', None) or '?'}): Task.features returned"
+            f" {type(returned).__name__} ({problem}); it must return (features, targets), each a tensor or a"
+            " tuple/list/dict of tensors with one row per example (docs/plugins.md); fix that task plugin"
+        )
+    return f, y
+
+
+def leaves_or_none(nest: Any) -> list[torch.Tensor] | None:
+    try:
+        return leaves(nest)
+    except TypeError:
+        return None
+
+
+# -- the shared folder ---------------------------------------------------------------------------
 def limit_bytes() -> int:
     """The cache's cap in bytes, from ``MODELZOO_FEATURE_CACHE_GB`` (0: keep nothing beyond the newest)."""
     raw = os.environ.get(LIMIT_ENV, "").strip()

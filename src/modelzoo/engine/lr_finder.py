@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import TensorDataset
 
 from ..errors import ZooError
+from ..model.task import move_to
 from ..util.files import atomic_write_text
+from .featurecache import FeatureSet
 from .recipe import Recipe, load_recipe
 from .trainer import Trainer
 from .training import epoch_seed, make_optimizer, param_groups, set_trainable, train_mode
@@ -171,7 +172,7 @@ def range_test(
     opt = make_optimizer(r, param_groups(model, trainer.groups, start_lr, r.optimizer.weight_decay, decay))
     if use_cache:
         train_feats, train_y, _, _ = trainer.cached_features(si)
-        train_set = TensorDataset(train_feats, train_y)
+        train_set = FeatureSet(train_feats, train_y)
     else:
         train_set = a.dataset("train", augment=stage.augment)
     trainer.wrap(trainable=not use_cache)
@@ -200,7 +201,7 @@ def range_test(
             group["lr"] = lr * group.get("lr_scale", 1.0)
         if use_cache:
             feats, y = batch
-            loss = a.head_loss(model, feats.to(trainer.device), y.to(trainer.device))
+            loss = a.head_loss(model, move_to(feats, trainer.device), move_to(y, trainer.device))
         else:
             loss, _ = a.loss(trainer.forward, a.to_device(batch))
         value = float(loss.item())

@@ -20,6 +20,7 @@ from typing import Any
 from ..errors import RecipeError, ZooError, did_you_mean
 from ..model.task import DataConfig
 from ..util.typecheck import field_types, mismatch, show, type_text
+from .stopping import check_early_stopping, check_ema_decay
 
 SCHEDULES = ("constant", "cosine", "onecycle")
 OPTIMIZERS = ("adamw", "sgd")
@@ -29,58 +30,108 @@ MAX_WORKERS = 256
 _RECIPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,99}$")
 
 
+# Every field's ``#:`` comment is its meaning in docs/recipes.md (``zoo recipe fields --markdown``).
 @dataclass
 class ModelCfg:
+    #: the backbone: a catalog name, ``arch.tag`` for a pretrained variant (``zoo list --kind backbone``), or
+    #: ``hf-hub:ORG/NAME[@REV]``, a Hub repo an installed plugin builds (timm, transformers), pinned to its commit
     backbone: str
+    #: the task head (``zoo list --kind head --task TASK``)
     head: str = "linear"
+    #: load pretrained weights: true (the default tag; an ``hf-hub:`` backbone's own weights), false (random
+    #: init) or a tag name
     pretrained: bool | str = True
+    #: keyword options of the head's builder (``zoo info HEAD``)
     head_options: dict[str, Any] = field(default_factory=dict)
+    #: keyword options of the backbone's builder (``zoo info BACKBONE``)
     backbone_options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class OptimizerCfg:
+    #: ``adamw`` or ``sgd``
     name: str = "adamw"
+    #: the learning rate of stages that set none
     lr: float = 1e-3
+    #: decoupled weight decay (AdamW) or L2 penalty (SGD)
     weight_decay: float = 0.01
+    #: SGD's momentum (AdamW ignores it)
     momentum: float = 0.9
+    #: layer-wise LR decay: each layer group further from the head trains at this times the lr of the next (1 = none)
     layer_decay: float = 1.0
 
 
 @dataclass
 class StageCfg:
+    #: the stage's name in logs and metrics.jsonl
     name: str
+    #: what trains: ``head``, ``all``, ``last:N`` (the last N layer groups) or a list of group names; the rest is frozen
     train: str | list[str] = "head"
+    #: passes over the training data
     epochs: int = 1
+    #: this stage's learning rate (default: ``optimizer.lr``)
     lr: float | None = None
+    #: the lr schedule over the stage: ``constant``, ``cosine`` or ``onecycle``
     schedule: str = "cosine"
+    #: linear warm-up at the start of the stage, in epochs (fractions allowed)
     warmup_epochs: float = 0.0
+    #: this stage's layer-wise LR decay (default: ``optimizer.layer_decay``)
     layer_decay: float | None = None
     #: train on augmented examples (when the task's data turns augmentation on)
     augment: bool = False
     #: keep every BatchNorm layer's running statistics fixed, also in unfrozen groups (small batches,
     #: or data far from the pretraining distribution, make batch statistics a poor estimate)
     freeze_bn_stats: bool = False
+    #: evaluate and keep an exponential moving average of the weights, updated every step with this
+    #: decay (e.g. 0.999; warmed up over the first steps); none by default
+    ema_decay: float | None = None
+    #: stop when the validation metric has not improved for a while, and keep the best epoch's weights:
+    #: ``{ patience = 3, min_delta = 0.0, metric = "<the task's metric>" or "loss", restore_best = true }``
+    early_stopping: dict[str, Any] | None = None
+    #: a stage after the first never ends with weights scoring worse on validation than those it started
+    #: with: it keeps the better ones and says so (false: always keep the last weights)
+    keep_better: bool = True
+
+
+@dataclass
+class TrackingCfg:
+    #: experiment trackers this run logs to (``tensorboard``, ``mlflow``, a plugin's); none unless named here or by ``zoo finetune --track``
+    backends: list[str] = field(default_factory=list)
 
 
 @dataclass
 class Recipe:
+    #: the recipe's name (names the default run folder ``runs/<name>-<time>``)
     name: str
+    #: ``[model]``: backbone, head and their options
     model: ModelCfg
+    #: ``[data]``: the task's data fields (below, per task)
     data: DataConfig
+    #: ``[[stages]]``: the training schedule, run in order
     stages: list[StageCfg]
+    #: the task (``zoo list --kind task``); default: the one task the backbone and head both serve
     task: str = ""
+    #: one line about the recipe (shown by ``zoo list --kind recipe`` and the model card)
     description: str = ""
+    #: seeds weights of new layers, shuffling and dropout
     seed: int = 0
     #: the seed that draws the data's subsets and splits (``data.train_limit``, a carved validation
     #: split); default: ``seed``. ``zoo select --validate`` holds it while ``seed`` varies, so every
     #: fine-tune it compares trains and is measured on the same examples
     data_seed: int | None = None
+    #: ``auto`` (a GPU when there is one), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``
     device: str = "auto"
+    #: ``torch.compile`` the model
     compile: bool = False
+    #: mixed precision (bf16 or fp16) on CUDA
     amp: bool = True
+    #: ``[optimizer]``: defaults every stage may override
     optimizer: OptimizerCfg = field(default_factory=OptimizerCfg)
+    #: published figures of this recipe (metrics, seconds, hardware), recorded for the registry; not used to train
     reference: dict[str, Any] = field(default_factory=dict)
+    #: ``[tracking]``: where the run's metrics are watched (how a run is watched, not what it trains:
+    #: left out of the resolved recipe; a resumed run continues its trackers from ``RUN/tracking.json``)
+    tracking: TrackingCfg = field(default_factory=TrackingCfg)
 
     #: valid but doubtful settings, said before the run starts (not part of the recipe's data)
     warnings: list[str] = field(default_factory=list, repr=False, compare=False)
@@ -93,6 +144,7 @@ class Recipe:
     def to_dict(self) -> dict[str, Any]:
         data = _drop_none(asdict(self))
         data.pop("warnings", None)
+        data.pop("tracking", None)
         if self.stages and all(s.lr is not None for s in self.stages):
             # unused when every stage sets its own: leaving it out keeps the resolved recipe (run
             # folders, --resume, zoo select's recipes) free of the "never used" warning
@@ -220,15 +272,16 @@ def validate(data: dict[str, Any], source: str = "recipe") -> Recipe:
     for key in ("model", "data", "stages"):
         if key not in data:
             raise RecipeError(f"{source}: [{key}] is missing; see zoo/*.toml for a complete recipe")
-    top = {k: v for k, v in data.items() if k not in ("model", "data", "stages", "optimizer")}
+    top = {k: v for k, v in data.items() if k not in ("model", "data", "stages", "optimizer", "tracking")}
     for key, value in top.items():
         if key not in _TOP:
-            known = set(_TOP) | {"model", "data", "stages", "optimizer"}
+            known = set(_TOP) | {"model", "data", "stages", "optimizer", "tracking"}
             raise RecipeError(f"{_key(key)}: unknown top-level field{did_you_mean(str(key), known)}")
         _check_type(key, value, _TOP[key])
     top.setdefault("name", Path(source).stem if source != "recipe" else "recipe")
     model = _section(ModelCfg, data["model"], "model", required=("backbone",))
     opt = _section(OptimizerCfg, data.get("optimizer", {}), "optimizer")
+    tracking = _tracking(data.get("tracking", {}))
     if not isinstance(data["stages"], list) or not data["stages"]:
         raise RecipeError('stages: give at least one [[stages]] table (e.g. train = "head", epochs = 3)')
     stages = []
@@ -247,9 +300,10 @@ def validate(data: dict[str, Any], source: str = "recipe") -> Recipe:
             " set task = ... or pick another head)"
         ) from None
     top["task"] = task_spec.name  # canonical, even when the recipe gave an alias
-    recipe = Recipe(model=model, data=dcfg, stages=stages, optimizer=opt, **top)
+    recipe = Recipe(model=model, data=dcfg, stages=stages, optimizer=opt, tracking=tracking, **top)
     _check_values(recipe)
     _check_model(recipe)
+    _check_task_options(recipe, task_spec, task_cls)
     try:
         task_cls.validate_data(dcfg, recipe)
     except RecipeError:
@@ -258,6 +312,30 @@ def validate(data: dict[str, Any], source: str = "recipe") -> Recipe:
         raise RecipeError(str(exc)) from None
     recipe.warnings = _advice(data, recipe)
     return recipe
+
+
+def _tracking(data: Any) -> TrackingCfg:
+    """``[tracking]``: tracker names, checked for form here; whether each is installed is said when the run
+    starts (a resumed run never fails for a tracker plugin that went away)."""
+    cfg = _section(TrackingCfg, data, "tracking")
+    bad = [n for n in cfg.backends if not re.fullmatch(r"[a-z][a-z0-9_\-]*", n.strip().lower())]
+    if bad:
+        raise RecipeError(f"tracking.backends: {bad[0]!r} is not a tracker name (e.g. tensorboard, mlflow)")
+    return cfg
+
+
+def _check_task_options(r: Recipe, spec: Any, task_cls: Any) -> None:
+    """What depends on the task: early stopping watches its metric; ``data.augment`` is one of the presets
+    the task declares (``Task.augment_presets``: a task whose targets move with the pixels needs its own)."""
+    for i, s in enumerate(r.stages):
+        check_early_stopping(s.early_stopping, f"stages.{i}.early_stopping", spec.task_meta.metric)
+    presets = tuple(getattr(task_cls, "augment_presets", ()) or ())
+    preset = getattr(r.data, "augment", None)
+    if presets and isinstance(preset, str) and preset not in presets:
+        raise RecipeError(
+            f"data.augment: {preset!r} is not one of {', '.join(presets)} (the presets {spec.name} declares)"
+            f"{did_you_mean(preset, presets)}"
+        )
 
 
 def _check_model(r: Recipe) -> None:
@@ -279,9 +357,10 @@ def _check_model(r: Recipe) -> None:
             f"model.head: {head.name!r} consumes {'/'.join(head.consumes)} features but {backbone.name!r} emits"
             f" {'/'.join(backbone.outputs)}; pick a head for {'/'.join(backbone.outputs)} (zoo list --kind head)"
         )
-    if backbone.tasks and r.task not in backbone.tasks:
+    reads = cat.task_modality(r.task)  # heads decide which backbones fit (never their own list): only
+    if backbone.modality and reads and backbone.modality != reads:  # modalities can still clash
         raise RecipeError(
-            f"model.backbone: {backbone.name!r} is for {', '.join(backbone.tasks)}, not {r.task};"
+            f"model.backbone: {backbone.name!r} reads {backbone.modality} input, {r.task} reads {reads};"
             f" pick one from zoo list --kind backbone --task {cat.task_label(r.task)}"
         )
     pre = r.model.pretrained
@@ -405,6 +484,7 @@ def _check_values(r: Recipe) -> None:
             raise RecipeError(f'{where}.train: "last:N" needs a whole number, e.g. "last:2"')
         if isinstance(s.train, list) and not all(isinstance(g, str) for g in s.train):
             raise RecipeError(f"{where}.train: a list of group names must hold strings")
+        check_ema_decay(s.ema_decay, where)
     pre = r.model.pretrained
     if isinstance(pre, str) and not pre:
         raise RecipeError("model.pretrained: give true, false or a tag name")

@@ -40,46 +40,79 @@ def check_new_out(out: Path) -> bool:
 
 
 #: run folders this process holds (record locks do not conflict within one process)
-_HELD: set[str] = set()
+_HELD: dict[str, str] = {}
 
 
 class RunLock:
-    """An exclusive, crash-safe lock on a run folder (``with RunLock(folder): ...``)."""
+    """An exclusive, crash-safe lock on a run folder (``with RunLock(folder): ...``).
 
-    def __init__(self, folder: Path) -> None:
+    ``zoo push`` takes it too (``for_push=True``), so a run is never published while it trains and a
+    run never starts training while it is being published. A push of a folder it cannot write (a
+    read-only copy) takes a shared lock on an existing lock file, or none where there is none: nothing
+    can train in such a folder either."""
+
+    def __init__(self, folder: Path, for_push: bool = False) -> None:
+        self.folder = folder
         self.path = folder / LOCK
         self.key = str(folder.resolve())
         self.fd: int | None = None
+        self.for_push = for_push
+
+    def _refusal(self, holder: str) -> ZooError:
+        pid, _, what = holder.partition(" ")
+        if self.for_push:
+            if what == "push":
+                return ZooError(f"{self.folder} is being pushed by pid {pid}; wait for that push to finish")
+            return ZooError(
+                f"{self.folder} is being trained by pid {pid} (zoo finetune); wait for it to finish, or push a"
+                " finished run"
+            )
+        who = "zoo push" if what == "push" else "zoo finetune"
+        return ZooError(
+            f"{self.folder} is in use by another {who} (pid {pid}); wait for it to finish or pick another --out"
+        )
+
+    def _open(self) -> tuple[int, bool] | None:
+        """The lock file's descriptor and whether it is writable (None: a push of a folder without one that
+        is no run folder, a pulled model, or that it cannot write: nothing trains there)."""
+        create = os.O_CREAT if not self.for_push or (self.folder / "recipe.toml").is_file() else 0
+        try:
+            return os.open(self.path, os.O_RDWR | create | os.O_CLOEXEC, 0o644), True
+        except OSError:
+            if not self.for_push:
+                raise
+        try:
+            return os.open(self.path, os.O_RDONLY | os.O_CLOEXEC), False
+        except FileNotFoundError:
+            return None
 
     def __enter__(self) -> RunLock:
         import fcntl
 
         if self.key in _HELD:
-            raise ZooError(
-                f"{self.path.parent} is in use by another zoo finetune (pid {os.getpid()}); wait for it to finish or"
-                " pick another --out"
-            )
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            raise self._refusal(f"{os.getpid()} {_HELD[self.key]}".strip())
+        opened = self._open()
+        if opened is None:
+            return self
+        self.fd, writable = opened
         try:
-            fcntl.lockf(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.lockf(self.fd, (fcntl.LOCK_EX if writable else fcntl.LOCK_SH) | fcntl.LOCK_NB)
         except OSError:
             holder = os.pread(self.fd, 64, 0).decode(errors="replace").strip() or "?"
             os.close(self.fd)
             self.fd = None
-            raise ZooError(
-                f"{self.path.parent} is in use by another zoo finetune (pid {holder}); wait for it to finish or"
-                " pick another --out"
-            ) from None
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
-        _HELD.add(self.key)
+            raise self._refusal(holder) from None
+        if writable:
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, f"{os.getpid()}{' push' if self.for_push else ''}\n".encode(), 0)
+        _HELD[self.key] = "push" if self.for_push else ""
         return self
 
     def __exit__(self, *_: object) -> None:
         if self.fd is not None:
             os.close(self.fd)  # closing releases the lock
             self.fd = None
-            _HELD.discard(self.key)
+            _HELD.pop(self.key, None)
 
 
 def remove_if_unstarted(folder: Path) -> None:

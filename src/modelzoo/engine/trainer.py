@@ -30,14 +30,19 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from ..errors import ZooError
 from ..model.assembly import assemble
-from ..model.task import Task, TaskModel, create_task
+from ..model.task import TaskModel, create_task, move_to, required_plugins, task_fingerprint
+from ..tracking.session import Tracking
 from ..util.files import atomic_write, atomic_write_text
-from . import distributed
-from .checkpoint import BackgroundWriter, snapshot
+from ..util.nest import cat_nests, nest_rows
+from . import distributed, speed
+from .checkpoint import BackgroundWriter, load_checkpoint, save_checkpoint
 from .distributed import GlobalBatchSampler, ShareSampler, World
+from .featurecache import FeatureSet, compute_features
 from .progress import Progress
 from .recipe import Recipe, StageCfg, load_recipe
+from .resume import resumed_recipe
 from .runlock import RunLock, check_new_out, remove_if_unstarted
+from .stopping import StageKeeper
 from .training import (
     auto_workers,
     backbone_groups,
@@ -69,22 +74,6 @@ class Run:
     model: TaskModel | None = None
     #: the task's main metric (a key of ``metrics``)
     metric: str = "loss"
-
-
-# -- feature cache ----------------------------------------------------------------------------
-@torch.no_grad()
-def compute_features(
-    model: TaskModel, loader: DataLoader, task: Task, progress: Progress | bool = False, desc: str = "features"
-):
-    """Backbone features and targets of every example, with the backbone in eval mode."""
-    progress = progress if isinstance(progress, Progress) else Progress(enabled=bool(progress))
-    model.backbone.eval()
-    feats, targets = [], []
-    for batch in progress.track(loader, desc):
-        f, y = task.features(model, task.to_device(batch))
-        feats.append(f.float().cpu())
-        targets.append(torch.as_tensor(y).cpu())
-    return torch.cat(feats), torch.cat(targets)
 
 
 # -- the engine -------------------------------------------------------------------------------
@@ -129,6 +118,12 @@ class Trainer:
         )
         self.task = create_task(recipe.task, recipe, self.device, self.amp_dtype)
         self.history: list[dict[str, Any]] = []
+        #: what each finished stage ended with (best epoch, early stopping, kept weights): summary.json
+        self.stage_results: list[dict[str, Any]] = []
+        self.keeper: StageKeeper | None = None
+        self.speed: speed.SpeedPlan | None = None
+        self.checkpoint_file = CHECKPOINT
+        self.tracking = Tracking(self)  # TensorBoard, MLflow...: opt-in, rank 0, never fatal (modelzoo.tracking)
 
     def assemble(
         self,
@@ -168,15 +163,15 @@ class Trainer:
             **{k: v for k, v in a.data_info.items() if k in ("hub_id", "license", "num_train", "num_val")},
         }
         self.model.config["recipe"] = r.name
+        self.model.config["plugins"] = required_plugins(self.model.config)  # the model card names them
         for warning in [*getattr(r, "warnings", []), *a.advice(self.model)]:
             self.warn(warning)
         self.groups = backbone_groups(self.model)
         self.stage_groups = [select_groups(s.train, self.groups, f"stages.{i}") for i, s in enumerate(r.stages)]
         self.model.to(self.device)
-        if self.device.type == "cuda":
-            self.model.to(memory_format=torch.channels_last)
         a.prepare(self.model)
         self.workers = auto_workers(r.data.num_workers, a.in_memory, self.device)
+        speed.setup(self)  # threads, layout and precision: measured once per device and backbone
         self.forward = self.model
         if self.world.distributed and r.data.batch_size < self.world.size:
             raise ZooError(
@@ -188,11 +183,15 @@ class Trainer:
         """Training batches (``shuffle``: this process's share of each global batch, their loss weights in
         ``loader.batch_sampler.weights``), or every example in order for evaluation and features, split
         among the processes unless ``everything`` (cached features: each process trains on all)."""
-        tensors = isinstance(dataset, TensorDataset)
+        tensors = isinstance(dataset, (TensorDataset, FeatureSet))
         world = World() if everything else self.world
         common = {
             "num_workers": 0 if tensors else self.workers,
-            "collate_fn": None if tensors else self.task.collate,
+            "collate_fn": dataset.collate
+            if isinstance(dataset, FeatureSet)
+            else None
+            if tensors
+            else self.task.collate,
             "pin_memory": self.device.type == "cuda",
             # a generator of its own: the loader draws its workers' seed from it, not from torch's global RNG
             "generator": torch.Generator().manual_seed(seed if seed is not None else 0),
@@ -231,55 +230,10 @@ class Trainer:
     # checkpointing
     def save_checkpoint(self, stage: int, epoch: int, opt, sched) -> None:
         """Snapshot the state now; write it (then metrics.jsonl) while the next epoch trains (rank 0)."""
-        if not self.world.main:
-            return
-        state = snapshot(
-            {
-                "model": self.model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "progress": {"stage": stage, "epoch": epoch},
-                "history": json.dumps(self.history),
-                "rng": {"torch": torch.get_rng_state()},
-            }
-        )
-        history = list(self.history)
-
-        def write() -> None:
-            try:
-                atomic_write(self.out / CHECKPOINT, lambda p: torch.save(state, p))
-                self.write_metrics(history)
-            except OSError as exc:  # a full or failing disk: the previous checkpoint is still whole
-                raise ZooError(
-                    f"cannot write the checkpoint in {self.out} ({exc.strerror or exc}); the previous checkpoint is"
-                    f" intact: free some space, then continue with zoo finetune --resume {self.out}"
-                ) from None
-
-        self.checkpoints.submit(write)
+        save_checkpoint(self, stage, epoch, opt, sched)
 
     def load_checkpoint(self) -> dict[str, Any] | None:
-        path = self.out / CHECKPOINT
-        if not path.is_file():
-            return None
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ZooError(
-                f"checkpoint {path} is unreadable ({type(exc).__name__}); delete it to restart the run"
-            ) from None
-        try:
-            self.model.load_state_dict(state["model"])
-            self.history = json.loads(state["history"])
-            progress = state["progress"]
-            if not (isinstance(progress["stage"], int) and isinstance(progress["epoch"], int)):
-                raise TypeError("progress")
-            torch.set_rng_state(state["rng"]["torch"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-            raise ZooError(
-                f"checkpoint {path} does not fit this run ({type(exc).__name__}: {detail}); delete it to restart the run"
-            ) from None
-        return state
+        return load_checkpoint(self)
 
     def write_metrics(self, history: list[dict[str, Any]]) -> None:
         atomic_write_text(self.out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
@@ -288,8 +242,9 @@ class Trainer:
     def run(self) -> Run:
         state = self.load_checkpoint()
         start_stage, start_epoch = (state["progress"]["stage"], state["progress"]["epoch"]) if state else (0, 0)
+        self.tracking.start()
         if state:
-            self.log(f"resuming {self.out} at stage {start_stage} epoch {start_epoch}")
+            self.log(f"resuming {self.out}: stage {start_stage} after epoch {start_epoch}")
         t0 = time.perf_counter()
         for si, stage in enumerate(self.recipe.stages):
             if si < start_stage or (si == start_stage and start_epoch >= stage.epochs):
@@ -298,6 +253,8 @@ class Trainer:
             try:
                 self.run_stage(si, stage, state if resuming else None, start_epoch if resuming else 0)
             except RuntimeError as exc:  # torch's own errors: shapes that do not fit, memory, a lost peer
+                if distributed.is_lost_peer(exc, self.world):
+                    raise distributed.lost_peer(exc, self.world, self.out) from None
                 detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
                 raise ZooError(
                     f"stage {si} {stage.name!r} failed: {type(exc).__name__}: {detail}; check the recipe's data and"
@@ -305,6 +262,7 @@ class Trainer:
                 ) from None
             finally:
                 self.checkpoints.wait()  # the stage's last checkpoint lands before anything else happens
+                self.tracking.close_on_error()  # a run stopping here: its tracker runs end KILLED or FAILED
         return self.finish(time.perf_counter() - t0)
 
     def run_stage(self, si: int, stage: StageCfg, state, start_epoch: int) -> None:
@@ -320,7 +278,7 @@ class Trainer:
         opt = make_optimizer(r, param_groups(self.model, self.groups, lr, r.optimizer.weight_decay, decay))
         if use_cache:
             train_feats, train_y, val_feats, val_y = self.cached_features(si)
-            train_set = TensorDataset(train_feats, train_y)
+            train_set = FeatureSet(train_feats, train_y)
         else:
             train_set = a.dataset("train", augment=stage.augment)
             val_loader = self.loader(a.dataset("val"), shuffle=False)
@@ -343,6 +301,7 @@ class Trainer:
             f"stage {si} {stage.name!r}: train {what}{cache_note} ({n_train:,} params), {stage.epochs} epoch(s), lr {lr:g}"
         )
         metric = a.metric
+        self.keeper = StageKeeper.for_stage(self, si, stage, state if start_epoch > 0 else None)
         for epoch in range(start_epoch, stage.epochs):
             t0 = time.perf_counter()
             torch.manual_seed(epoch_seed(r.seed, si, epoch))
@@ -350,10 +309,8 @@ class Trainer:
             train_loss = self.train_epoch(
                 loader, opt, sched, use_cache, frozen, f"  epoch {epoch + 1}/{stage.epochs}", stage.freeze_bn_stats
             )
-            if use_cache:
-                val = a.evaluate_features(self.model, val_feats, val_y)
-            else:
-                val = self.evaluate(val_loader)
+            with self.keeper.evaluated():  # the moving average's weights, when the stage keeps one
+                val = a.evaluate_features(self.model, val_feats, val_y) if use_cache else self.evaluate(val_loader)
             row = {
                 "stage": si,
                 "stage_name": stage.name,
@@ -365,14 +322,21 @@ class Trainer:
                 "seconds": round(time.perf_counter() - t0, 2),
             }
             self.history.append(row)
-            last = epoch + 1 == stage.epochs
+            self.tracking.epoch(row, opt)
+            stop = self.keeper.end_epoch(epoch, val)  # early stopping
+            last = stop or epoch + 1 == stage.epochs
+            note = self.keeper.finish(si, stage.name, epoch + 1, stop, self.stage_results) if last else ""
             if last or time.monotonic() - self.last_checkpoint >= self.checkpoint_every:
-                self.save_checkpoint(si, epoch + 1, opt, sched)
+                self.save_checkpoint(si, stage.epochs if last else epoch + 1, opt, sched)
                 self.last_checkpoint = time.monotonic()
             self.log(
                 f"  epoch {epoch + 1}/{stage.epochs}: train_loss {train_loss:.4f}  val_loss {val['loss']:.4f}"
                 f"  val_{metric} {val[metric]:.4f}  ({row['seconds']}s)"
             )
+            if note:
+                self.log(note)
+            if stop:
+                break
 
     def feature_key(self) -> str:
         """What makes cached features valid: the backbone's weights right now, its preprocessing,
@@ -392,6 +356,7 @@ class Trainer:
             "seed": self.recipe.seed_for_data,  # what drew the data; the weights are hashed above
             "data_info": info,
             "labels": self.task.labels,
+            "task_code": task_fingerprint(self.task),  # the plugin that computes them, edited or upgraded
         }
         digest.update(json.dumps(facts, sort_keys=True, default=str).encode())
         return digest.hexdigest()[:24]
@@ -419,7 +384,7 @@ class Trainer:
             loader = self.loader(a.dataset(split), False)
             feats, ys = compute_features(self.model, loader, a, self.progress, f"feature pass ({split})")
             parts = self.gather([(feats, ys)])
-            d[split], d[f"{split}_y"] = torch.cat([f for f, _ in parts]), torch.cat([y for _, y in parts])
+            d[split], d[f"{split}_y"] = cat_nests([f for f, _ in parts]), cat_nests([y for _, y in parts])
         if self.world.main:
             atomic_write(path, lambda p: torch.save(d, p))
             evicted = publish(path, key, limit)
@@ -451,7 +416,7 @@ class Trainer:
         for step, (weight, batch) in enumerate(zip(weights, self.progress.track(loader, desc))):
             if cached:
                 feats, y = batch
-                loss, n = a.head_loss(self.model, feats.to(self.device), y.to(self.device)), len(y)
+                loss, n = a.head_loss(self.model, move_to(feats, self.device), move_to(y, self.device)), nest_rows(y)
             else:
                 loss, n = a.loss(self.forward, a.to_device(batch))
             if not torch.isfinite(loss.detach()).all():
@@ -464,6 +429,8 @@ class Trainer:
             (loss * weight if weight != 1 else loss).backward()
             opt.step()
             sched.step()
+            if self.keeper is not None:
+                self.keeper.after_step()  # the moving average
             if weight:  # a process with an empty share ran one example with weight 0
                 total += loss.item() * n
                 count += n
@@ -472,7 +439,7 @@ class Trainer:
         return total / max(1.0, count)
 
     def finish(self, seconds: float) -> Run:
-        from ..model.folder import save_model
+        from ..model.folder import RUN_EXTRAS, save_model
         from ..util.plots import plot_curves
 
         a = self.task
@@ -484,7 +451,6 @@ class Trainer:
         )
         if not self.world.main:  # rank 0 writes the run folder
             return run
-        save_model(self.model, self.out)
         summary = {
             "task": self.model.task,
             "recipe": self.recipe.name,
@@ -494,14 +460,17 @@ class Trainer:
             "device": str(self.device),
             "processes": self.world.size,
             "seconds": round(seconds, 1),
+            "stages": self.stage_results,  # per stage: epochs run, best epoch, the weights kept
+            **({"speed": self.speed.to_dict()} if self.speed else {}),
         }
         atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
+        save_model(self.model, self.out, extras=[*RUN_EXTRAS, "summary.json"])  # config.json records their digests
         try:
             plot_curves(self.history, self.out / "training_curves.png", a.metric)
             a.write_artifacts(final, self.out)
         except Exception as exc:
             self.log(f"warning: plots not written ({type(exc).__name__}: {exc})")
-        return run
+        return self.tracking.finish(run)  # the trackers get the final metrics, pictures and files
 
 
 # -- public entry points ----------------------------------------------------------------------
@@ -520,37 +489,26 @@ def finetune(
     overrides: list[str] | None = None,
     quiet: bool = False,
     feature_cache: bool = True,
+    force: bool = False,
 ) -> Run:
     """Fine-tune a recipe into a run folder; ``resume`` continues a killed run exactly.
 
-    With ``resume`` alone, the run's own ``recipe.toml`` is used; with both, they must agree. Under
-    ``torchrun`` every process calls this; rank 0 alone writes the run folder.
+    With ``resume`` alone, the run's own ``recipe.toml`` is used; with both, they must agree. A
+    ``recipe.toml`` that differs from the one the last checkpoint was written with is refused, naming
+    what changed, unless ``force``. Under ``torchrun`` every process calls this; rank 0 alone writes the run folder.
     """
     world = distributed.world_from_env()
+    changed = None
     if resume is not None:
-        run_dir = Path(resume)
-        saved = run_dir / "recipe.toml"
-        if out is not None and Path(out).resolve() != run_dir.resolve():
-            raise ZooError(f"--out cannot move a resumed run; it continues in {run_dir} (drop --out)")
-        if not saved.is_file():
-            raise ZooError(
-                f"{run_dir} is not a run folder (no recipe.toml); start it with zoo finetune RECIPE --out {run_dir}"
-            )
-        saved_recipe = load_recipe(saved)
-        if recipe is not None:
-            given = recipe if isinstance(recipe, Recipe) else load_recipe(recipe, overrides)
-            if given.to_dict() != saved_recipe.to_dict():
-                raise ZooError(
-                    f"the recipe differs from the one {run_dir} was started with; drop --resume or use a new --out"
-                )
-        elif overrides:
-            raise ZooError("--set cannot change a run being resumed; start a new run with --out")
-        recipe, out = saved_recipe, run_dir
+        recipe, changed = resumed_recipe(Path(resume), recipe, out, overrides, CHECKPOINT, force)
+        out = Path(resume)
     elif recipe is None:
         raise ZooError("give a recipe (a zoo/*.toml file or a registered recipe name), or --resume RUN_DIR")
     else:
         recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe, overrides)
     trainer = Trainer(recipe, Path("."), quiet=quiet, feature_cache=feature_cache, world=world)
+    if changed:
+        trainer.warn(changed)
     created = False
     if resume is None:  # every process must use rank 0's folder (a default name holds the time)
         out = Path(distributed.broadcast(str(resolve_out(recipe, out)), world))

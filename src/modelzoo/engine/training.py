@@ -8,7 +8,6 @@ Nothing here knows a task or a model family.
 from __future__ import annotations
 
 import math
-import os
 import random
 import sys
 from typing import Any
@@ -49,12 +48,15 @@ def process_device(name: str, world) -> torch.device:
     return device
 
 
-def auto_workers(requested: int | str, in_memory: bool, device: torch.device) -> int:
+def auto_workers(requested: int | str, in_memory: bool, device: torch.device, cores: int | None = None) -> int:
+    """``data.num_workers``, or for ``"auto"`` a number sized to this process's share of the usable cores
+    (:func:`modelzoo.engine.speed.auto_workers`), not to the machine's count."""
+    from .speed import auto_workers as sized
+    from .speed import process_cores
+
     if requested != "auto":
         return int(requested)
-    if in_memory and device.type == "cpu":
-        return 0  # tensor decoding is cheap; workers would only compete for the cores
-    return max(0, min(8, (os.cpu_count() or 1) - 1))
+    return sized(cores or process_cores(), in_memory, device)
 
 
 def _drop_broken_pipe(exc: BaseException, obj: object) -> None:

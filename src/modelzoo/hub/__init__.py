@@ -3,7 +3,8 @@
 :mod:`.client` holds the endpoint, token, offline mode and the translation of client errors into one
 line; :mod:`.manifest` the sha256 manifest and git blob ids; :mod:`.upload` is ``zoo push``,
 :mod:`.download` is ``zoo pull``, :mod:`.lockfile` is ``zoo.lock``, :mod:`.listing` lists an org's
-models and :mod:`.card` writes the model card.
+models and backbones, :mod:`.card` writes the model card and :mod:`.backbones` turns any Hub checkpoint a
+plugin knows the format of (``hf-hub:ORG/NAME[@REV]``) into a backbone spec pinned to a commit.
 
 Why it looks like this:
 
@@ -47,6 +48,9 @@ EXPORTS: dict[str, str] = {
     "build_card": ".card",
     "parse_ref": ".client",
     "MANIFEST": ".manifest",
+    "hub_spec": ".backbones",
+    "resolve_checkpoint": ".backbones",
+    "HubCheckpoint": ".backbones",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

@@ -11,6 +11,7 @@ it knows: the Hub ``pipeline_tag``, metric names, an example input and per-class
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import tomllib
 from dataclasses import dataclass
@@ -122,6 +123,26 @@ def metrics_table(rows: list[dict[str, Any]], limit: int = 20) -> list[str]:
     return out
 
 
+def metric_rows(path: Path | None) -> tuple[list[dict[str, Any]], int]:
+    """The JSON-object lines of a run's ``metrics.jsonl`` and how many lines were skipped: a run killed
+    mid-write leaves a torn last line, a hand edit anything; neither may stop a push."""
+    if path is None or not path.is_file():
+        return [], 0
+    rows, skipped = [], 0
+    for line in path.read_bytes().decode("utf-8", errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except (ValueError, RecursionError):  # JSONDecodeError, over-long integers, absurd nesting
+            row = None
+        if isinstance(row, dict):
+            rows.append(row)
+        else:
+            skipped += 1
+    return rows, skipped
+
+
 def _read(path: Path | None) -> str | None:
     return path.read_text(encoding="utf-8") if path is not None and path.is_file() else None
 
@@ -144,6 +165,7 @@ class _Facts:
     dataset: dict[str, Any]
     metrics: dict[str, float]
     split: str
+    revision: str = "main"
 
     @property
     def dataset_name(self) -> str | None:
@@ -164,8 +186,13 @@ def build_card(
     files: dict[str, Path],
     summary: dict[str, Any] | None = None,
     license: str | None = None,
+    revision: str = "main",
+    elsewhere: list[str] | None = None,
 ) -> str:
     """The README.md text for ``repo_id`` from a run's ``config.json``, ``summary.json`` and files.
+
+    ``revision`` (the branch or tag the push names) is the one the usage snippet loads. ``elsewhere``:
+    Markdown lines a backbone adds on loading the repo with another library (``Backbone.hub_export``).
 
     ``license`` only fills in for a model without a pretrained-weights license (trained from
     scratch, or weights of unknown license); it never overrides a known one.
@@ -196,10 +223,46 @@ def build_card(
         dataset=dataset,
         metrics={k: v for k, v in (summary.get("metrics") or {}).items() if isinstance(v, (int, float))},
         split="test" if "test" in str(dataset.get("val_is") or "").lower() else "validation",
+        revision=revision,
     )
     lines = ["---", _card_data(facts, pipeline_tag).to_yaml(), "---", ""]
-    lines += _intro(facts) + _results(facts) + _usage(facts) + _training(facts) + _license(facts) + _details(facts)
-    return "\n".join(lines)
+    lines += _intro(facts) + _results(facts) + _usage(facts) + _without_modelzoo(facts, elsewhere or [])
+    lines += _requirements(facts) + _training(facts)
+    lines += _license(facts) + _details(facts)
+    return redact_paths("\n".join(lines))
+
+
+#: an absolute local path (``/home/me/data``, ``~/data``, ``C:\\data``) not inside a URL
+_LOCAL_PATH = re.compile(
+    r"(?:(?<=file:)|(?<![\w:/.~-]))(?:~|[A-Za-z]:)?[/\\](?:[^\s/\\`'\"|()\[\]{},=]+[/\\])+([^\s/\\`'\"|()\[\]{},=]+)"
+)
+
+
+def redact_paths(text: str) -> str:
+    """``text`` with every absolute local path cut to its last part (``…/colors``): a published card
+    must not reveal the publisher's file system (a recipe's data path, say)."""
+    return _LOCAL_PATH.sub(lambda m: f"…/{m.group(1)}", text)
+
+
+def _requirements(f: _Facts) -> list[str]:
+    """The plugins the model needs (recorded when it was trained; else as installed now)."""
+    plugins = f.config.get("plugins")
+    if plugins is None:
+        from ..model.task import required_plugins
+
+        try:
+            plugins = required_plugins(f.config)
+        except Exception:  # a catalog problem must never block a push; the card just names less
+            plugins = []
+    named = [p for p in plugins if isinstance(p, dict) and p.get("distribution")]
+    if not named:
+        return []
+    pins = " ".join(
+        shlex.quote(f"{p['distribution']}=={p['version']}" if p.get("version") else p["distribution"]) for p in named
+    )
+    lines = ["## Requirements", "", "modelzoo and the plugins that provide this model's task, backbone and head:", ""]
+    lines += [f"- `{p['distribution']}` {p.get('version') or ''} (plugin `{p.get('plugin')}`)".rstrip() for p in named]
+    return [*lines, "", "```bash", f"pip install modelzoo {pins}", "```", ""]
 
 
 def _card_data(f: _Facts, pipeline_tag: str | None) -> Any:
@@ -208,8 +271,9 @@ def _card_data(f: _Facts, pipeline_tag: str | None) -> Any:
 
     base_model, _ = base_model_of(f.backbone.get("pretrained"))
     name = str(f.backbone.get("name", ""))
-    arch = name.split(":")[-1]
-    plugin = name.partition(":")[0] if ":" in name else None
+    hub = hub_repo_of(name)  # a Hub checkpoint's backbone: the base_model says which; no arch tag
+    arch = None if hub else name.split(":")[-1]
+    plugin = name.partition(":")[0] if ":" in name and not hub else None
     tags = ["modelzoo", f.task, plugin, arch, str(f.head.get("name", "")).split(":")[-1] + "-head"]
     eval_results = [
         EvalResult(
@@ -265,19 +329,42 @@ def _usage(f: _Facts) -> list[str]:
         "```python",
         "import modelzoo",
         "",
-        f'model = modelzoo.load("hf-hub:{f.repo_id}")  # add @<commit sha> to pin a revision',
+        f'model = modelzoo.load("hf-hub:{f.repo_id}@{f.revision}")  # or @<commit sha> (zoo pull prints it)',
         f"print(model.predict([{example!r}]))",
         "```",
         "",
         "```bash",
-        f"zoo predict hf-hub:{f.repo_id} {shlex.quote(example)}",
-        f"zoo pull {f.repo_id}            # into the HF cache; prints the commit sha",
+        f"zoo predict hf-hub:{f.repo_id}@{f.revision} {shlex.quote(example)}",
+        f"zoo pull {f.repo_id}@{f.revision}            # into the HF cache; prints the commit sha",
         "```",
         "",
         f"Loading reads only `config.json` and `model.safetensors`{files_note} (no pickle, no code from this repo); "
         "`zoo pull` checks every file against `modelzoo.sha256` (also `sha256sum -c modelzoo.sha256`).",
         "",
     ]
+
+
+def stage_lines(stages: Any) -> list[str]:
+    """What each stage ended with (``summary.json``'s ``stages``): the best epoch, early stopping, the
+    weights kept (the last, the moving average, the best epoch's or the starting ones)."""
+    if not isinstance(stages, list) or not all(isinstance(s, dict) for s in stages) or not stages:
+        return []
+    kept = {
+        "last": "its last weights",
+        "ema": "the moving average of its weights",
+        "best": "the best epoch's weights",
+        "start": "the weights it started with (training made them worse)",
+    }
+    lines = ["Weights kept per stage (`summary.json`):", ""]
+    for s in stages:
+        epoch = s.get("best_epoch")
+        stopped = ", stopped early" if s.get("stopped_early") else ""
+        best = f"best epoch {epoch}" if epoch else "no epoch improved on its start"
+        lines.append(
+            f"- stage `{s.get('name')}`: {s.get('epochs_run')} epoch(s){stopped}, {best}; kept"
+            f" {kept.get(str(s.get('kept')), s.get('kept'))}"
+        )
+    return [*lines, ""]
 
 
 def _training(f: _Facts) -> list[str]:
@@ -290,10 +377,19 @@ def _training(f: _Facts) -> list[str]:
             else f"`{f.dataset_name}`"
         )
         lines += [f"Dataset: {ds}" + (f" ({sizes})" if sizes else "") + ".", ""]
+    processes = f.summary.get("processes")
+    if isinstance(processes, int) and processes > 1:  # the world size of a DDP run (one process otherwise)
+        lines += [
+            f"Trained by {processes} processes (DistributedDataParallel; `data.batch_size` is the global batch).",
+            "",
+        ]
     lines += ["Resolved recipe (`recipe.toml`):", "", *recipe_summary(_read(f.files.get("recipe.toml"))), ""]
-    rows = [json.loads(line) for line in (_read(f.files.get("metrics.jsonl")) or "").splitlines() if line.strip()]
+    lines += stage_lines(f.summary.get("stages"))
+    rows, skipped = metric_rows(f.files.get("metrics.jsonl"))
     if rows:
         lines += ["Per-epoch metrics (`metrics.jsonl`):", "", *metrics_table(rows), ""]
+    if skipped:
+        lines += [f"({skipped} torn or non-JSON line(s) of `metrics.jsonl` skipped.)", ""]
     for plot in sorted(p for p in f.files if p.endswith(".png")):
         lines += [f"![{Path(plot).stem.replace('_', ' ')}]({plot})", ""]
     return lines
@@ -323,3 +419,54 @@ def _details(f: _Facts) -> list[str]:
         lines.append(f"- labels: {shown}" + (f" … ({len(labels)} in all)" if len(labels) > 50 else ""))
     lines.append("- files: " + ", ".join(f"`{name}`" for name in sorted(f.files)) + ", `modelzoo.sha256`")
     return [*lines, ""]
+
+
+def _without_modelzoo(f: _Facts, elsewhere: list[str]) -> list[str]:
+    """How to run the model without modelzoo: the ONNX file with onnxruntime (when the push carried one)
+    and what a backbone's own library offers."""
+    lines = [line.replace("{repo_id}", f.repo_id).replace("{revision}", f.revision) for line in elsewhere]
+    sidecar = _read(f.files.get("model.onnx.json"))
+    if "model.onnx" in f.files and sidecar:
+        lines += _onnx_usage(f, json.loads(sidecar))
+    return ["## Without modelzoo", "", *lines] if lines else []
+
+
+def _onnx_usage(f: _Facts, meta: dict[str, Any]) -> list[str]:
+    inputs = [i.get("name", "input") for i in meta.get("inputs") or []]
+    pre = meta.get("preprocess") or {}
+    image_like = len(inputs) == 1 and all(k in pre for k in ("input_size", "mean", "std"))
+    lines = [
+        "`model.onnx` (parity with PyTorch checked when pushed; `model.onnx.json` holds its preprocessing, labels"
+        " and input/output names) runs with ONNX Runtime alone (`pip install onnxruntime huggingface_hub"
+        f"{' pillow' if image_like else ''}`):",
+        "",
+        "```python",
+        "import json",
+        "",
+        "import numpy as np",
+        "import onnxruntime as ort",
+        "from huggingface_hub import hf_hub_download",
+        "",
+        f'repo, rev = "{f.repo_id}", "{f.revision}"',
+        'session = ort.InferenceSession(hf_hub_download(repo, "model.onnx", revision=rev))',
+        'meta = json.load(open(hf_hub_download(repo, "model.onnx.json", revision=rev)))',
+    ]
+    if image_like:
+        lines += [
+            "from PIL import Image",
+            "",
+            'pre = meta["preprocess"]',
+            'height, width = pre["input_size"][1:]',
+            'resample = {"nearest": 0, "bilinear": 2, "bicubic": 3}.get(pre.get("interpolation"), 2)',
+            f'image = Image.open("{f.info.example}").convert("RGB").resize((width, height), resample)',
+            'x = (np.asarray(image, np.float32) / 255 - np.float32(pre["mean"])) / np.float32(pre["std"])',
+            f'scores = session.run(None, {{"{inputs[0]}": x.transpose(2, 0, 1)[None].astype(np.float32)}})[0]',
+            'print(meta["labels"][int(scores[0].argmax())])',
+        ]
+    else:
+        names = ", ".join(f'"{name}": ...' for name in inputs)
+        lines += [
+            '# the inputs, as meta["inputs"] describes them (names, dtypes, shapes; axis 0 is the batch)',
+            f"outputs = session.run(None, {{{names}}})",
+        ]
+    return [*lines, "```", ""]

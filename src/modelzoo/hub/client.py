@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ..errors import ZooError
+from ..util.names import check_path_name, path_name_problem
 
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
@@ -20,9 +21,23 @@ def parse_ref(ref: str) -> tuple[str, str | None]:
     """``[hf-hub:]org/name[@revision]`` → ``(repo_id, revision or None)``."""
     text = ref[len("hf-hub:") :] if ref.startswith("hf-hub:") else ref
     repo, sep, rev = text.partition("@")
-    if not REPO_RE.match(repo) or (sep and not rev):
-        raise ZooError(f"{ref!r} is not a Hub model reference; expected ORG/NAME[@BRANCH|TAG|SHA]")
+    if not REPO_RE.match(repo) or (sep and not rev) or path_name_problem(repo, parts=2):
+        raise ZooError(f"{ref[:80]!r} is not a Hub model reference; expected ORG/NAME[@BRANCH|TAG|SHA]")
+    if rev:  # a revision names a file in the HF cache (refs/<revision>): it must stay inside it
+        check_path_name(rev, "revision")
     return repo, rev or None
+
+
+def check_commit(sha: object, asked: str, repo_id: str) -> str:
+    """The commit a server answered for ``repo_id@asked``: 40 hex digits (it names a cache folder), and
+    the very commit asked for when ``asked`` is one (a pinned sha is a promise, not a hint)."""
+    if not isinstance(sha, str) or not COMMIT_RE.match(sha):
+        raise ZooError(f"the Hub answered {str(sha)[:60]!r} as the commit of {repo_id}@{asked[:60]}; not a commit id")
+    if COMMIT_RE.match(asked) and sha != asked:
+        raise ZooError(
+            f"{repo_id}@{asked[:12]} was pinned, but the Hub answered commit {sha[:12]}; refusing to use another commit"
+        )
+    return sha
 
 
 def endpoint() -> str:
@@ -179,6 +194,36 @@ def _token(token: str | None) -> str:
     if not token:
         raise ZooError("no Hugging Face token: set HF_TOKEN or run `hf auth login` (a token with write access)")
     return token
+
+
+# -- the HF cache's refs ------------------------------------------------------------------------
+def cache_folder(repo_id: str):
+    """The HF cache folder of a model repo (``models--ORG--NAME``)."""
+    from pathlib import Path
+
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}"
+
+
+def remember_refs(repo_id: str, revision: str, sha: str, token: str | None = None) -> None:
+    """Record ``revision`` → ``sha`` in the HF cache layout (``refs/<name>``), and every other branch or tag
+    that points at the same commit, so an offline ``ORG/NAME`` (``main``) resolves after ``ORG/NAME@v1``
+    was fetched while ``v1`` was ``main``. Listing the refs is one request; when it fails only the named
+    revision is recorded."""
+    from huggingface_hub import HfApi
+
+    from ..util.files import atomic_write_text
+
+    names = [] if COMMIT_RE.match(revision) else [revision]
+    try:
+        refs = HfApi(token=token).list_repo_refs(repo_id)
+        names += [r.name for r in [*refs.branches, *refs.tags] if r.target_commit == sha]
+    except Exception:  # the refs are a convenience for offline use; the fetch itself succeeded
+        pass
+    for name in dict.fromkeys(names):
+        if name and "/" not in name and name not in (".", ".."):
+            atomic_write_text(cache_folder(repo_id) / "refs" / name, sha)
 
 
 # -- listing ----------------------------------------------------------------------------------

@@ -20,14 +20,19 @@ CARD = "README.md"
 MANIFEST_LINE = re.compile(r"^([0-9a-f]{64}) [ *](.+)$")
 
 
+#: the formats ``zoo push --export`` publishes, and the files each adds (the model file and its sidecar
+#: JSON, as ``modelzoo.export.formats.FORMATS`` names them; listed here so that pulls need no torch).
+#: Only ONNX: TorchScript and ExportedProgram archives hold pickles, which a pull never downloads.
+PUSH_EXPORTS = {"onnx": ("model.onnx", "model.onnx.json")}
+EXPORTED = tuple(name for names in PUSH_EXPORTS.values() for name in names)
 #: what every pull downloads first; the data files a model's config.json records come next
-BASE_PATTERNS = (*REQUIRED, *RUN_EXTRAS, CARD, MANIFEST, "*.png")
+BASE_PATTERNS = (*REQUIRED, *RUN_EXTRAS, CARD, MANIFEST, "*.png", *EXPORTED)
 
 
 def pullable(name: str, recorded: Iterable[str] = ()) -> bool:
     """The only files a pull downloads: the model folder's own data and docs, and the plain-data files
     its config records; never code or pickles."""
-    if name in REQUIRED or name in RUN_EXTRAS or name in (CARD, MANIFEST):
+    if name in REQUIRED or name in RUN_EXTRAS or name in (CARD, MANIFEST) or name in EXPORTED:
         return True
     if "/" not in name and name.endswith(".png"):
         return True
@@ -98,6 +103,10 @@ def _check_safetensors(path: Path) -> None:
         raise ZooError(f"{path} is not a valid safetensors file ({exc}); re-run or resume the fine-tune") from None
 
 
+class NotModelzoo(ZooError):
+    """A repo without a modelzoo manifest: not a modelzoo model (perhaps a Hub checkpoint a plugin builds)."""
+
+
 class _Mismatch(ZooError):
     def __init__(self, message: str, names: list[str]) -> None:
         super().__init__(message)
@@ -109,7 +118,7 @@ def verify_snapshot(folder: Path, repo_id: str, sha: str) -> dict[str, str]:
     where = f"{repo_id}@{sha[:12]}"
     manifest = folder / MANIFEST
     if not manifest.is_file():
-        raise ZooError(f"file {MANIFEST} not found in {where}: it is not a modelzoo model (publish with zoo push)")
+        raise NotModelzoo(f"file {MANIFEST} not found in {where}: it is not a modelzoo model (publish with zoo push)")
     recorded = _recorded(folder)
     expected = {n: h for n, h in parse_manifest(manifest.read_text(encoding="utf-8")).items() if pullable(n, recorded)}
     for name in REQUIRED:

@@ -18,7 +18,16 @@ from ..errors import ZooError
 from ..model.folder import model_files, read_config
 from ..util.files import read_json_object
 from .client import _token, hub_errors, parse_ref
-from .manifest import CARD, MANIFEST, _check_safetensors, _sha256_all, git_blob_sha1, parse_manifest, render_manifest
+from .manifest import (
+    CARD,
+    MANIFEST,
+    PUSH_EXPORTS,
+    _check_safetensors,
+    _sha256_all,
+    git_blob_sha1,
+    parse_manifest,
+    render_manifest,
+)
 
 
 # -- results ----------------------------------------------------------------------------------
@@ -33,6 +42,8 @@ class PushResult:
     changed: bool
     tag: str | None = None
     files: dict[str, str] = field(default_factory=dict)
+    #: what the push measured on the way (the parity of an exported file)
+    notes: tuple[str, ...] = ()
 
     def __iter__(self) -> Iterator[str]:
         yield self.url
@@ -41,12 +52,16 @@ class PushResult:
 
 @contextmanager
 def _as_folder(source: Any) -> Iterator[Path]:
-    """A run folder as is, or a TaskModel saved (by :mod:`modelzoo.model.folder`) to a temporary folder."""
+    """A run folder as is (under its run lock: never while ``zoo finetune --resume`` trains it), or a
+    TaskModel saved (by :mod:`modelzoo.model.folder`) to a temporary folder."""
     if isinstance(source, (str, os.PathLike)):
+        from ..engine.runlock import RunLock
+
         folder = Path(source)
         if not folder.is_dir():
             raise ZooError(f"{folder} is not a run folder (no such directory)")
-        yield folder
+        with RunLock(folder, for_push=True):
+            yield folder
         return
     from ..model.folder import save_model
     from ..model.task import TaskModel
@@ -80,6 +95,7 @@ def push(
     message: str | None = None,
     license: str | None = None,
     token: str | None = None,
+    export: str | None = None,
 ) -> PushResult:
     """Publish a run folder (or a TaskModel) as a Hub model repo; returns the repo URL and commit sha.
 
@@ -87,7 +103,9 @@ def push(
     plots, a generated ``README.md`` card and the ``modelzoo.sha256`` manifest. An unchanged run makes
     no commit (``changed=False``, ``sha`` = the branch head). ``tag`` pins the resulting commit; an
     existing tag on another commit is an error, not a move. ``license`` only applies when the
-    pretrained weights have none.
+    pretrained weights have none. ``export`` (``"onnx"``...) adds the model exported in that format
+    and its sidecar JSON (``zoo export``, parity-checked). When the backbone offers another library's form
+    (``Backbone.hub_export``), the repo also carries that library's config keys and weights file.
     """
     from huggingface_hub import HfApi
 
@@ -96,8 +114,18 @@ def push(
         raise ZooError(f"push to {repo_id} with --branch {rev}, not {repo_id}@{rev}")
     token = _token(token)
     label = f"run {Path(source).name}" if isinstance(source, (str, os.PathLike)) else "model"
-    with _as_folder(source) as folder:
-        contents, hashes, summary = _publishable(folder, repo_id, license)
+    if export is not None:
+        from ..export.formats import get_format
+
+        get_format(export)  # an unknown format or a missing runtime fails before any work
+        if export not in PUSH_EXPORTS:
+            raise ZooError(
+                f"push --export {export}: only {', '.join(PUSH_EXPORTS)} is published (TorchScript and ExportedProgram"
+                f" archives hold pickles, which pulls never download); share it with zoo export {export} instead"
+            )
+    with _as_folder(source) as folder, tempfile.TemporaryDirectory(prefix="zoo-push-files-") as work:
+        notes: list[str] = []
+        contents, hashes, summary = _publishable(folder, repo_id, license, export, Path(work), notes, tag or branch)
         api = HfApi(token=token)
         with hub_errors(repo_id, branch):
             url = str(api.create_repo(repo_id, private=private, exist_ok=True))
@@ -134,23 +162,45 @@ def push(
                 sha = info.oid
             if tag and tag not in tags:
                 api.create_tag(repo_id, tag=tag, revision=sha)
-    return PushResult(repo_id, url, sha, branch, bool(changed or stale), tag, hashes)
+    return PushResult(repo_id, url, sha, branch, bool(changed or stale), tag, hashes, tuple(notes))
 
 
 def _publishable(
-    folder: Path, repo_id: str, license: str | None
+    folder: Path,
+    repo_id: str,
+    license: str | None,
+    export: str | None = None,
+    work: Path | None = None,
+    notes: list[str] | None = None,
+    revision: str = "main",
 ) -> tuple[dict[str, Path | bytes], dict[str, str], dict[str, Any] | None]:
-    """What a push uploads from a model folder: its files, the generated card and the manifest, with
+    """What a push uploads from a model folder: its files (with another library's form where the
+    backbone offers one, and the ``export`` format's file), the generated card and the manifest, with
     every file's sha256 (the card and manifest are pure functions of the run, so an unchanged run
     hashes the same and makes no commit)."""
+    from ..export.interop import interop_files
     from .card import build_card
 
     files = model_files(folder)
     config = read_config(folder)
+    work = work or Path(tempfile.mkdtemp(prefix="zoo-push-files-"))
+    notes = [] if notes is None else notes
+    try:
+        interop, usage = interop_files(folder, work / "interop")
+    except ZooError as exc:  # the extra form is optional: a model this machine cannot build is pushed as it is
+        interop, usage = {}, []
+        notes.append(f"note: pushed without another library's form of the model ({exc})")
+    files.update(interop)
+    if export is not None:
+        from ..export.exporter import export as export_model
+
+        result = export_model(folder, export, out=work / "export")
+        notes.append(result.line())
+        files.update({result.path.name: result.path, result.sidecar.name: result.sidecar})
     _check_safetensors(files["model.safetensors"])
     summary = read_json_object(folder / "summary.json", "summary") if (folder / "summary.json").is_file() else None
     contents: dict[str, Path | bytes] = dict(files)
-    contents[CARD] = build_card(repo_id, config, files, summary, license).encode()
+    contents[CARD] = build_card(repo_id, config, files, summary, license, revision, elsewhere=usage).encode()
     hashes = _sha256_all(files)
     hashes[CARD] = hashlib.sha256(contents[CARD]).hexdigest()
     contents[MANIFEST] = render_manifest(hashes)

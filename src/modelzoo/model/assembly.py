@@ -15,6 +15,7 @@ from ..catalog.lookup import catalog, infer_task
 from ..catalog.specs import Spec
 from ..errors import ZooError
 from .backbone import Backbone
+from .limits import check_outputs, check_preprocess
 from .task import TaskModel
 
 CONFIG_FORMAT = 1
@@ -53,19 +54,52 @@ def create_backbone(
 def check_options(
     builder: Any, options: dict[str, Any], what: str, skip: int = 0, reserved: tuple[str, ...] = ()
 ) -> None:
-    """Unknown builder options are one line naming the valid ones (a builder taking ``**kwargs`` checks its own)."""
+    """Builder options are plain data the builder declares: its named parameters, and through ``**options``
+    only what its :func:`modelzoo.sdk.option_rule` accepts (none without one). Options come from recipes
+    and from pulled ``config.json`` files, so this is what stops a config from handing a library a file to
+    unpickle (``checkpoint_path=...``). Each refusal is one line naming the option."""
     import inspect
 
+    for key, value in options.items():
+        if not isinstance(key, str) or not key.isidentifier() or key.startswith("_"):
+            raise ZooError(f"{what}: {key!r:.60} is not an option name (model options / config.json options)")
+        if not _plain(value):
+            raise ZooError(f"{what}: option {key!r} must be plain data (numbers, strings, lists, tables)")
     try:
         params = list(inspect.signature(builder).parameters.values())[skip:]
     except (TypeError, ValueError):
-        return
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return
-    valid = [p.name for p in params if p.kind is not inspect.Parameter.VAR_POSITIONAL and p.name not in reserved]
-    unknown = sorted(k for k in options if k not in valid)
+        params = []
+    valid = [
+        p.name
+        for p in params
+        if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD) and p.name not in reserved
+    ]
+    forwards = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    rule = getattr(builder, "__zoo_option_rule__", None)
+    extra = sorted(k for k in options if k not in valid)
+    unknown = [k for k in extra if k in reserved or not forwards or not callable(rule)]
     if unknown:
         raise ZooError(f"{what} has no option(s) {unknown}; its options are: {', '.join(valid) or 'none'}")
+    for key in extra:
+        reason = rule(key)
+        if reason:
+            raise ZooError(
+                f"{what}: option {key!r} refused ({reason}); check model.backbone_options / model.head_options,"
+                " or the config.json that set it"
+            )
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    """JSON-like data only, at most 16 levels deep: options never carry objects or callables."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if depth >= 16:
+        return False
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v, depth + 1) for k, v in value.items())
+    return False
 
 
 def _check_pairing(backbone: Spec, head: Spec) -> str:
@@ -105,6 +139,12 @@ def assemble(
             f"head {head_spec.name!r} is for {', '.join(head_spec.tasks)}, not {task};"
             f" pick one of: {', '.join(s.name for s in cat.filter(kind='head', task=task)) or 'none installed'}"
         )
+    reads = cat.task_modality(task)
+    if bb_spec.modality and reads and bb_spec.modality != reads:  # the head fits both: only modalities can clash
+        raise ZooError(
+            f"backbone {bb_spec.name!r} reads {bb_spec.modality} input, {task} reads {reads};"
+            f" pick one from zoo list --kind backbone --task {cat.task_label(task)}"
+        )
     if num_classes is None:
         if labels is None:
             raise ZooError("assemble needs labels (the output names) or num_classes")
@@ -113,6 +153,7 @@ def assemble(
         raise ZooError(f"{len(labels)} labels given for num_classes={num_classes}")
     if num_classes < 1:
         raise ZooError("a model needs at least one output (num_classes >= 1)")
+    check_outputs(num_classes, labels, "model")  # what is saved must load again (modelzoo.model.limits)
     bb = create_backbone(backbone, pretrained=pretrained, output=output, **(backbone_options or {}))
     head_opts = {**head_spec.options, **(head_options or {})}
     head_builder = import_builder(head_spec.builder or "")
@@ -126,7 +167,8 @@ def assemble(
         "library": "modelzoo",
         "task": task,
         "backbone": {
-            "name": bb_spec.qualified_name,
+            # a Hub checkpoint's spec names its pinned hf-hub:ORG/NAME@SHA: that rebuilds exactly this commit
+            "name": bb_spec.meta.get("hub_ref") or bb_spec.qualified_name,
             "output": output,
             # a backbone may add options that rebuild it without its pretrained source (a text encoder's config)
             "options": {**(backbone_options or {}), **bb.config_options},
@@ -137,6 +179,7 @@ def assemble(
         "labels": list(labels) if labels is not None else [str(i) for i in range(num_classes)],
         "preprocess": {**bb.pretrained_cfg, **(preprocess or {})},
     }
+    check_preprocess(config["preprocess"], "model")
     return TaskModel(bb, head_module, config)
 
 
@@ -144,11 +187,14 @@ def from_config(config: dict[str, Any]) -> TaskModel:
     """Rebuild the architecture recorded in ``config`` (random weights; load a state dict next)."""
     if config.get("library") != "modelzoo" or not isinstance(config.get("backbone"), dict):
         raise ZooError("config.json was not written by modelzoo (no 'backbone'/'library' fields)")
+    # a pulled config is somebody else's file: every value that sizes an allocation is bounded first
+    num_classes = check_outputs(config.get("num_classes"), config.get("labels"), "config.json")
+    check_preprocess(config.get("preprocess"), "config.json")
     try:
         model = assemble(
             config["backbone"]["name"],
             config["head"]["name"],
-            num_classes=int(config["num_classes"]),
+            num_classes=num_classes,
             labels=config.get("labels"),
             pretrained=False,
             head_options=config["head"].get("options"),

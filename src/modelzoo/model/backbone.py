@@ -33,6 +33,19 @@ class FeatureInfo:
     levels: list[Level] = field(default_factory=list)
 
 
+@dataclass
+class HubExport:
+    """What :meth:`Backbone.hub_export` adds to a pushed repo for another library."""
+
+    #: top-level keys for ``config.json`` (modelzoo's own keys may appear only with the same value)
+    config: dict[str, Any]
+    #: weights files by name (``*.safetensors``), as that library names its state-dict keys
+    files: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    #: Markdown lines for the model card saying how that library loads the repo; ``{repo_id}`` and
+    #: ``{revision}`` are replaced by the pushed repo and revision
+    usage: list[str] = field(default_factory=list)
+
+
 class Backbone(nn.Module):
     """Base class for backbones: wraps ``model`` and declares its output contract."""
 
@@ -80,6 +93,13 @@ class Backbone(nn.Module):
 
     def load_files(self, folder: Path) -> None:
         """Read back what :meth:`save_files` wrote, when a saved model is loaded. Default: nothing."""
+
+    def hub_export(self, model: nn.Module) -> HubExport | None:
+        """How another library can load the pushed ``model`` (the TaskModel holding this backbone) without
+        modelzoo: top-level ``config.json`` keys and weights files in that library's own format, which
+        ``zoo push`` adds to the repo beside modelzoo's (the files are recorded and hashed like every
+        other). Return None when the model has no such form (this head, this output). Default: None."""
+        return None
 
 
 def default_layer_groups(model: nn.Module, prefix: str = "") -> list[tuple[str, list[str]]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from hashlib import sha256
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 REQUIRED = (CONFIG, WEIGHTS)
+#: the config's own digest: the sha256 of its other fields (see :func:`config_digest`)
+CONFIG_DIGEST = "config_sha256"
 #: what else a finished run folder holds that a pushed model carries (the plots are ``*.png``)
 RUN_EXTRAS = ("recipe.toml", "metrics.jsonl")
 #: declared files must be plain data: these suffixes only (never pickles, never code)
@@ -33,7 +36,7 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 #: refused rather than guessed at (``preprocess`` and the ``options`` tables are the builders' own)
 CONFIG_KEYS = {
     "": {"format", "library", "task", "backbone", "head", "num_classes", "labels", "preprocess", "files", "sha256"}
-    | {"dataset", "recipe"},
+    | {"dataset", "recipe", "plugins", "interop_keys", "config_sha256"},
     "backbone": {"name", "output", "options", "pretrained"},
     "head": {"name", "options"},
 }
@@ -55,11 +58,12 @@ def _declared(names: Any, who: str) -> list[str]:
     return list(names)
 
 
-def save_model(model: TaskModel, folder: str | Path) -> list[str]:
+def save_model(model: TaskModel, folder: str | Path, extras: tuple[str, ...] | list[str] = ()) -> list[str]:
     """Write ``model`` into ``folder``: weights, declared files, then ``config.json`` (last, atomically).
 
     Returns the names written. The config records the declared files, so a folder with a config
-    always has everything the config promises.
+    always has everything the config promises. ``extras`` are files already in ``folder`` (a run's
+    ``recipe.toml``, ``metrics.jsonl``, ``summary.json``) whose digests the config records too.
     """
     from safetensors.torch import save_file
 
@@ -77,21 +81,49 @@ def save_model(model: TaskModel, folder: str | Path) -> list[str]:
         raise ZooError(f"{missing[0]} was declared but not written to {folder}")
     files = sorted(set(files))
     # the sha256 of every file the config promises: a truncated or bit-flipped file is refused on load
-    digests = {name: sha256_file(folder / name) for name in [WEIGHTS, *files]}
-    model.config = {**model.config, "files": files, "sha256": digests}
-    atomic_write_text(folder / CONFIG, json.dumps(model.config, indent=2) + "\n")
+    present = [n for n in extras if is_data_file_name(n) and n not in files and (folder / n).is_file()]
+    digests = {name: sha256_file(folder / name) for name in [WEIGHTS, *files, *present]}
+    model.config = write_config(folder, {**model.config, "files": files, "sha256": digests})
     return [WEIGHTS, *files, CONFIG]
+
+
+def config_digest(config: dict[str, Any]) -> str:
+    """The sha256 of a config's content (canonical JSON of every field but ``config_sha256`` itself): a
+    file cannot hold its own digest, but it can hold the digest of everything else it says."""
+    body = {k: v for k, v in config.items() if k != CONFIG_DIGEST}
+    return sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def write_config(folder: str | Path, config: dict[str, Any]) -> dict[str, Any]:
+    """The one writer of ``config.json``: stamped with the digest of its content, written atomically."""
+    config = {**config, CONFIG_DIGEST: config_digest(config)}
+    atomic_write_text(Path(folder) / CONFIG, json.dumps(config, indent=2) + "\n")
+    return config
 
 
 def read_config(folder: str | Path) -> dict[str, Any]:
     """A model folder's ``config.json``, checked to be modelzoo's (one clear line if not)."""
     path = Path(folder) / CONFIG
-    config = read_json_object(path, "model config")
+    try:
+        config = read_json_object(path, "model config")
+    except ZooError as exc:  # unreadable, not JSON (a flipped bit can break it), oversized
+        raise ZooError(f"{exc}; {damage_advice(Path(folder))}") from None
+    stamp = config.get(CONFIG_DIGEST)
+    if stamp is not None and stamp != config_digest(config):  # before anything trusts a field of it
+        raise ZooError(
+            f"{path} was changed after modelzoo wrote it (its content no longer matches its {CONFIG_DIGEST};"
+            f" a damaged or hand-edited file): {damage_advice(Path(folder))}"
+        )
     if config.get("library") != "modelzoo" or not isinstance(config.get("backbone"), dict):
         raise ZooError(f"{path} was not written by modelzoo (no library/backbone fields)")
     if not isinstance(config.get("head"), dict) or not isinstance(config.get("task"), str):
         raise ZooError(f"{path} lacks its head or task; re-save the model with modelzoo")
+    # a pushed model's config may also carry another library's keys (Backbone.hub_export); it names them
+    interop = config.get("interop_keys") or []
+    if not isinstance(interop, list) or not all(isinstance(k, str) and k not in CONFIG_KEYS[""] for k in interop):
+        raise ZooError(f"{path}: 'interop_keys' must list the other libraries' top-level keys; re-save the model")
     for table, known in CONFIG_KEYS.items():
+        known = known | set(interop) if not table else known
         data = config[table] if table else config
         unknown = sorted(str(k) for k in data if k not in known)
         if unknown:
@@ -108,27 +140,36 @@ def read_config(folder: str | Path) -> dict[str, Any]:
             f"{path}: num_classes {str(num_classes)[:20]} does not match its {len(labels)} labels; re-save the model"
         )
     _declared(config.get("files", []), f"{path} 'files'")
-    digests = config.get("sha256", {})
+    digests, stamp = config.get("sha256", {}), config.get(CONFIG_DIGEST)
     if not isinstance(digests, dict) or not all(
-        isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) for v in digests.values()
+        isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v)
+        for v in [*digests.values(), *([stamp] if stamp else [])]
     ):
         raise ZooError(f"{path}: 'sha256' must map {WEIGHTS} and its 'files' to sha256 digests; re-save the model")
     return config
 
 
+def damage_advice(folder: Path) -> str:
+    """What to do about a damaged file in ``folder``: rebuild a run from its checkpoint, else fetch it again."""
+    if (folder / "checkpoint" / "last.pt").is_file():
+        return f"rebuild the run from its last checkpoint with zoo finetune --resume {folder}, or re-run it"
+    return "copy or pull the model folder again, or re-run the fine-tune"
+
+
 def verify_files(folder: Path, config: dict[str, Any]) -> None:
     """Each file whose sha256 ``config.json`` records still has it (a truncated, bit-flipped or swapped file
-    is refused before anything reads it). Folders saved before digests were recorded are not checked."""
+    is refused before anything reads it; :func:`read_config` checks the config's own digest). Folders saved
+    before digests were recorded are not checked."""
+    folder = Path(folder)
     digests = config.get("sha256") or {}
-    for name in [WEIGHTS, *recorded_files(config)]:
-        expected = digests.get(name)
-        if expected is None or not (folder / name).is_file():  # a missing file is reported by the caller
-            continue
+    for name, expected in digests.items():
+        if not (name == WEIGHTS or is_data_file_name(name)) or not (folder / name).is_file():
+            continue  # a missing file is reported by the caller
         actual = sha256_file(folder / name)
         if actual != expected:
             raise ZooError(
-                f"{folder / name} has sha256 {actual[:16]}…, but {CONFIG} records {expected[:16]}…: the file is damaged"
-                " or was replaced; copy or pull the model folder again"
+                f"{folder / name} has sha256 {actual[:16]}…, but {CONFIG} records {expected[:16]}…: the file is"
+                f" damaged or was replaced; {damage_advice(folder)}"
             )
 
 
@@ -147,6 +188,7 @@ def model_files(folder: str | Path) -> dict[str, Path]:
         )
     config = read_config(folder)
     verify_files(folder, config)  # never publish a damaged file
+    check_weights_fit(folder, config)  # nor weights nobody can load with this config
     files = {name: folder / name for name in REQUIRED}
     for name in recorded_files(config):
         if not (folder / name).is_file():
@@ -158,6 +200,50 @@ def model_files(folder: str | Path) -> dict[str, Path]:
     files.update({p.name: p for p in sorted(folder.glob("*.png")) if p.is_file() and is_data_file_name(p.name)})
     _refuse_links_out(folder, files)
     return files
+
+
+def _shapes(state: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in state.items()}
+
+
+def _refuse_misfit(folder: Path, config: dict[str, Any], own: dict, saved: dict) -> None:
+    """One line when the saved weights' keys or shapes are not those of the architecture the config builds."""
+    missing = [k for k in own if k not in saved]
+    unexpected = [k for k in saved if k not in own]
+    wrong = [k for k in own if k in saved and saved[k] != own[k]]
+    if missing or unexpected or wrong:
+        detail = (
+            f"{len(missing)} missing, {len(unexpected)} unexpected keys"
+            if missing or unexpected
+            else f"{wrong[0]} is {saved[wrong[0]]}, the config builds {own[wrong[0]]}"
+        )
+        raise ZooError(
+            f"{folder / WEIGHTS} does not match {folder / CONFIG} ({detail}): the weights belong to another"
+            f" architecture than its backbone {config['backbone'].get('name')!r}; {damage_advice(folder)}"
+        )
+
+
+def check_weights_fit(folder: Path, config: dict[str, Any]) -> None:
+    """The weights are those of the architecture ``config.json`` describes (same keys, same shapes), checked
+    cheaply: the shapes come from the safetensors header, the model is built on the meta device."""
+    import torch
+    from safetensors import SafetensorError, safe_open
+
+    from .assembly import from_config
+
+    try:
+        with safe_open(str(folder / WEIGHTS), framework="pt") as f:
+            saved = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ZooError(
+            f"{folder / WEIGHTS} is not a readable safetensors file ({str(exc).splitlines()[0][:120]})"
+        ) from None
+    try:
+        with torch.device("meta"):
+            model = from_config(config)
+    except Exception:  # a builder that needs real tensors: build it on the CPU (its own errors come from there)
+        model = from_config(config)
+    _refuse_misfit(folder, config, _shapes(model.state_dict()), saved)
 
 
 def _refuse_links_out(folder: Path, files: dict[str, Path]) -> None:
@@ -178,6 +264,7 @@ def load_model(folder: str | Path) -> TaskModel:
     from safetensors.torch import load_file
 
     from .assembly import from_config
+    from .task import create_task
 
     folder = Path(folder)
     config_path, weights_path = folder / CONFIG, folder / WEIGHTS
@@ -195,18 +282,9 @@ def load_model(folder: str | Path) -> TaskModel:
         raise ZooError(
             f"{weights_path} is not a readable safetensors file ({str(exc).splitlines()[0][:120]})"
         ) from None
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or wrong:
-        detail = (
-            f"{len(missing)} missing, {len(unexpected)} unexpected keys"
-            if missing or unexpected
-            else f"{wrong[0]} is {tuple(state[wrong[0]].shape)}, the config builds {tuple(own[wrong[0]].shape)}"
-        )
-        raise ZooError(f"{weights_path} does not match {config_path} ({detail})")
+    _refuse_misfit(folder, config, _shapes(model.state_dict()), _shapes(state))
     model.load_state_dict(state)
     model.backbone.load_files(folder)
+    create_task(model.config["task"]).load_files(model, folder)
     model.eval()
     return model

@@ -100,6 +100,61 @@ def _hub_path(source: str) -> Path:
     raise SourceUnavailable("download from the Hub failed (" + "; ".join(reasons) + ")")
 
 
+def _cached_hub_file(source: str) -> bool:
+    """True when the HF cache holds the file a ``hf-hub:`` source names (no network)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    repo, _, filename = source[len("hf-hub:") :].partition("::")
+    repo, _, revision = repo.partition("@")
+    for name in [filename] if filename else ["model.safetensors", "pytorch_model.bin"]:
+        try:
+            found = try_to_load_from_cache(repo, name, revision=revision or None)
+        except ValueError:  # a malformed repo id in a spec: not available
+            return False
+        if isinstance(found, str):
+            return True
+    return False
+
+
+def source_availability(source: str, online: bool) -> str | None:
+    """``"local"`` when ``source``'s file is here now (an installed package, a file, the HF cache, a finished
+    download), ``"reachable"`` when it needs the network and ``online`` says the Hub answers, else None."""
+    if source.startswith(("pkg:", "file:")):
+        try:
+            locate_source(source)
+        except SourceUnavailable:
+            return None
+        return "local"
+    if source.startswith("hf-hub:"):
+        return "local" if _cached_hub_file(source) else ("reachable" if online else None)
+    if source.startswith(("https://", "http://")):
+        return "local" if (weights_dir() / "downloads" / source.rsplit("/", 1)[-1]).is_file() else None
+    return None
+
+
+def converted_weights() -> set[str]:
+    """The ``arch.tag`` labels whose weights were fetched and converted earlier (the weights cache)."""
+    folder = weights_dir()
+    if not folder.is_dir():
+        return set()
+    return {p.name.rsplit("-", 1)[0] for p in folder.glob("*.safetensors") if "-" in p.name}
+
+
+def available_tags(spec: Spec, online: bool, converted: set[str] | None = None) -> dict[str, str]:
+    """``{tag: "local" | "reachable"}`` for the spec's pretrained tags whose weights can be had right now;
+    ``converted`` is :func:`converted_weights` (weights converted earlier count as local)."""
+    converted = converted_weights() if converted is None else converted
+    out: dict[str, str] = {}
+    for tag in spec.pretrained:
+        if f"{spec.name}.{tag.tag}" in converted:
+            out[tag.tag] = "local"
+            continue
+        found = [source_availability(s, online) for s in tag.sources]
+        if "local" in found or "reachable" in found:
+            out[tag.tag] = "local" if "local" in found else "reachable"
+    return out
+
+
 def _url_path(source: str, sha256: str | None) -> Path:
     target = weights_dir() / "downloads" / source.rsplit("/", 1)[-1]
     if target.is_file():

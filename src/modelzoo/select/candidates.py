@@ -62,11 +62,31 @@ def base_recipe(
         "name": _slug(f"select-{data or task_name}"),
         "task": task_name,
         "model": {"backbone": backbone or "unset", "head": head},
-        "data": {**({"dataset": data} if data else {}), **DEFAULT_LIMITS},
+        "data": {**_zoo_data_defaults(data, task_name), **({"dataset": data} if data else {}), **DEFAULT_LIMITS},
         "optimizer": {"lr": 1e-3, "layer_decay": 0.7},
         "stages": [dict(s) for s in DEFAULT_STAGES],
     }
     return validate(apply_overrides(raw, overrides or []), source="zoo select")
+
+
+def _zoo_data_defaults(data: str | None, task: str) -> dict[str, Any]:
+    """The ``[data]`` table of the zoo's own recipe for this dataset and task, if it has one: its sizes
+    were chosen for a CPU (a recipe built from ``--data`` alone would otherwise read every example at the
+    backbone's pretrained size, e.g. 224 px, which takes half an hour of feature extraction on 2 cores)."""
+    from ..catalog.lookup import catalog
+    from ..engine.recipe import read_recipe_file, recipe_path
+
+    if data is None:
+        return {}
+    for spec in catalog().filter(kind="recipe"):
+        if spec.meta.get("dataset") == data and task in spec.tasks:
+            try:
+                table = read_recipe_file(recipe_path(spec.name)).get("data")
+            except ZooError:
+                continue
+            if isinstance(table, dict):
+                return {k: v for k, v in table.items() if k not in ("train_limit", "val_limit")}
+    return {}
 
 
 def _default_head(task: str, backbone: str | None) -> str:
@@ -131,8 +151,8 @@ def resolve_candidates(
     candidates, skipped, seen = [], [], set()
     offline_only: bool | None = None
     for name, spec, tag_name in found:
-        if task not in spec.tasks:
-            skipped.append((name, f"it is for {', '.join(spec.tasks) or 'no task'}, not {task}"))
+        if not cat.serves(spec, task):
+            skipped.append((name, f"it is for {', '.join(cat.tasks_for(spec)) or 'no task'}, not {task}"))
             continue
         if not spec.pretrained:
             skipped.append((name, "it has no pretrained weights"))
@@ -152,12 +172,13 @@ def resolve_candidates(
         if key in seen:
             continue
         seen.add(key)
+        hub_ref = spec.meta.get("hub_ref")  # a Hub checkpoint: its pinned name, and the repo's own weights
         candidates.append(
             Candidate(
-                label=f"{spec.name}.{tag.tag}",
-                backbone=spec.qualified_name,
+                label=name if hub_ref else f"{spec.name}.{tag.tag}",
+                backbone=hub_ref or spec.qualified_name,
                 arch=spec.name,
-                pretrained=tag.tag,
+                pretrained=True if hub_ref else tag.tag,
                 prior=tag.metrics.get(prior_key),
                 license=tag.license or spec.license,
                 note=note,

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from ..errors import ZooError
+from ..util.cores import LoadWatch
 from ..util.text import table as text_table
 
 
@@ -133,6 +134,8 @@ class Comparison:
     outputs: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
     error: str | None = None
+    #: one line when the machine was busier than its cores while measuring (the speeds are then low)
+    busy: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -190,10 +193,14 @@ def compare(
     for name in names:
         catalog().resolve(name, kind="backbone")  # did-you-mean before any measuring
     rows = []
+    watch = LoadWatch()
     for name in names:
         if log:
             log(f"measuring {name} ...")
         rows.append(compare_backbone(name, image_size, seconds, batch_size))
+    busy = watch.note("speeds") if seconds > 0 else None
+    for row in rows:
+        row.busy = busy
     return rows
 
 

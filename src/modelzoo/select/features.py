@@ -12,6 +12,7 @@ import torch
 
 from ..engine.recipe import Recipe
 from ..errors import ZooError
+from ..util.nest import nest_rows
 from .candidates import _slug
 from .entry_features import Entry, capture, entry_point, forward_until, stack
 from .results import Candidate, Scored, Skipped, _dur
@@ -67,14 +68,14 @@ def extract(
             )
         log(f"  {cand.label}: features of {total} examples, ~{_dur(estimate)}")
     start = time.perf_counter()
-    entry = _entry_point(model, recipe, cand.label, log)
+    entry = _entry_point(model, recipe, cand.label, log) if "entry" in task.select_views else None
     if entry is None:
         feats, targets, _, _ = trainer.cached_features(0)
         entry_feats = None
     else:
         with capture(entry) as seen:  # the entry features come with the feature pass, when there is one
             feats, targets, _, _ = trainer.cached_features(0)
-        entry_feats = cached_entry_features(trainer, key, entry, seen, len(targets), total, log)
+        entry_feats = cached_entry_features(trainer, key, entry, seen, nest_rows(targets), total, log)
     seconds = 0.0 if cached else time.perf_counter() - start
     return Scored(
         candidate=cand,
@@ -84,12 +85,13 @@ def extract(
         estimate_seconds=estimate,
         feature_seconds=seconds,
         from_cache=cached,
-        num_train=len(targets),
+        num_train=nest_rows(targets),
         dataset=task.dataset_name,
         feats=feats,
         targets=targets,
         entry_feats=entry_feats,
         entry_group=entry.group if entry_feats is not None else None,
+        model=model,
     )
 
 

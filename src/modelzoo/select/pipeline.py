@@ -12,6 +12,8 @@ import torch
 from ..engine.recipe import Recipe
 from ..errors import ZooError
 from ..model.task import Task
+from ..util.cores import LoadWatch
+from ..util.nest import nest_rows, nests_equal
 from .candidates import (
     DEFAULT_PRIOR,
     candidate_recipe,
@@ -61,12 +63,15 @@ def select(
         return None if budget_seconds is None else budget_seconds - (time.perf_counter() - start)
 
     with tempfile.TemporaryDirectory(prefix="zoo-select-") as tmp:
+        watch = LoadWatch()  # the estimates and feature times are only as good as the machine is idle
         extracted = _extract_all(base, cands, left, Path(tmp), skipped, budget_seconds, log)
+        busy = watch.note("feature speeds and budget estimates")
+        notes += [busy] if busy else []  # said with the selection's other notes
         task = create_task(base.task, base)
         size, subsamples = _score_draws(task, extracted, samples, draws, base.seed, left, notes)
         from .ranking import combine, order, rank_one_share
 
-        vote = voting_scores(extracted)
+        vote = _voting(task, extracted)
         lacking = [item.candidate.label for item in extracted if item.entry_feats is None]
         if lacking and len(lacking) < len(extracted):
             notes.append(
@@ -103,6 +108,17 @@ def select(
     )
 
 
+def _voting(task: Task, extracted: list[Scored]) -> list[str]:
+    """The scores that rank the candidates; one line when the task found no view applicable."""
+    vote = voting_scores(extracted)
+    if not vote:
+        raise ZooError(
+            f"task {task.name!r} scored no view of any candidate (transfer_scores returned {{}}, 'not applicable',"
+            f" for every view in select_views {tuple(task.select_views)}); zoo select cannot rank them for this task"
+        )
+    return vote
+
+
 def _extract_all(
     base: Recipe,
     cands: list[Candidate],
@@ -137,7 +153,7 @@ def _extract_all(
         raise ZooError(f"no candidate could be ranked ({reasons})")
     targets = extracted[0].targets
     for item in extracted[1:]:
-        if not torch.equal(item.targets, targets):
+        if not nests_equal(item.targets, targets):
             raise ZooError(
                 f"{item.candidate.label} saw other examples than {extracted[0].candidate.label};"
                 " the data must not depend on the backbone"
@@ -160,7 +176,7 @@ def _score_draws(
     draws differ (P(rank 1) measures how much the pick depends on which examples were drawn)."""
     targets = extracted[0].targets
     caches = [_score_caches(task, item) for item in extracted]
-    size = min(samples, len(targets)) if draws == 1 else max(10, min(samples, len(targets) // 2))
+    size = min(samples, nest_rows(targets)) if draws == 1 else max(10, min(samples, nest_rows(targets) // 2))
     subsamples: list[tuple[torch.Tensor, int]] = []
     round_seconds = 0.0
     for d in range(draws):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -52,14 +53,17 @@ class Scored:
     from_cache: bool
     num_train: int
     dataset: str
-    feats: torch.Tensor = field(repr=False)
-    targets: torch.Tensor = field(repr=False)
+    #: the train features and targets, each a tensor or a nest of tensors (:mod:`modelzoo.util.nest`)
+    feats: Any = field(repr=False)
+    targets: Any = field(repr=False)
     #: the mean of each score over the draws, and each draw's scores
     scores: dict[str, float] = field(default_factory=dict)
     draws: list[dict[str, float]] = field(default_factory=list)
     #: the train features entering the first group the recipe trains (:mod:`.entry_features`), if any
     entry_feats: torch.Tensor | None = field(default=None, repr=False)
     entry_group: str | None = None
+    #: the candidate's model (``Task.transfer_scores`` may read its labels and level shapes)
+    model: Any = field(default=None, repr=False)
 
 
 @dataclass

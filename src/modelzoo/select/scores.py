@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import torch
 
 from ..errors import ZooError
+from ..model.task import call_task, task_fingerprint
+from ..util.nest import index_nest
 from .features import entry_feature_key
 from .results import ENTRY_PREFIX, Scored
 
@@ -65,10 +66,14 @@ class ScoreCache:
 
 def _scores(task, item: Scored, caches: tuple[ScoreCache, ...], indices: torch.Tensor, seed: int) -> dict[str, float]:
     """The task's transfer scores of the final features on one subsample, and (named ``entry_*``)
-    those of the entry features where the candidate has them."""
-    found = _scores_of(task, item.feats, item.targets, caches[0], indices, seed)
-    if item.entry_feats is not None and len(caches) > 1:
-        entry = _scores_of(task, item.entry_feats, item.targets, caches[1], indices, seed)
+    those of the entry features where the candidate has them; a view the task leaves out of
+    ``Task.select_views``, or scores as ``{}`` (not applicable), adds nothing."""
+    views = tuple(getattr(task, "select_views", ("final", "entry")))
+    found = {}
+    if "final" in views:
+        found = _scores_of(task, item.feats, item.targets, caches[0], indices, seed, item.model, "final")
+    if item.entry_feats is not None and len(caches) > 1 and "entry" in views:
+        entry = _scores_of(task, item.entry_feats, item.targets, caches[1], indices, seed, item.model, "entry")
         found.update({f"{ENTRY_PREFIX}{name}": value for name, value in entry.items()})
     return found
 
@@ -82,7 +87,7 @@ def _score_caches(task, item: Scored) -> tuple[ScoreCache, ...]:
 
 
 def _scores_of(
-    task, feats: torch.Tensor, targets: torch.Tensor, cache: ScoreCache, indices: torch.Tensor, seed: int
+    task, feats, targets, cache: ScoreCache, indices: torch.Tensor, seed: int, model=None, view: str = "final"
 ) -> dict[str, float]:
     digest = cache.digest(indices, seed)
     found = cache.get(digest)
@@ -92,12 +97,18 @@ def _scores_of(
         before = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            raw = task.transfer_scores(feats[indices], targets[indices], seed)
+            raw = call_task(
+                task.transfer_scores, index_nest(feats, indices), index_nest(targets, indices), seed,
+                model=model, view=view,
+            )  # fmt: skip
         finally:
             torch.set_num_threads(before)
-        found = {k: float(v) for k, v in raw.items()}
-        if not found:
-            raise ZooError(f"task {task.name!r}: transfer_scores returned no scores; fix its plugin")
+        if not isinstance(raw, dict):
+            raise ZooError(
+                f"task {task.name!r}: transfer_scores returned {type(raw).__name__}, not a dict of scores"
+                " ({} when the view does not apply); fix its plugin"
+            )
+        found = {k: float(v) for k, v in raw.items()}  # {}: the view does not apply (cached as such)
         cache.put(digest, found)
     return found
 
@@ -107,17 +118,8 @@ def _mean_scores(draws: list[dict[str, float]]) -> dict[str, float]:
 
 
 def _scorer_id(task) -> str:
-    """Which code computed the scores: the task class and a digest of the package implementing its
-    ``transfer_scores`` (so editing or upgrading that plugin invalidates every cached score)."""
-    import sys
-
+    """Which code computed the scores: the task class and its plugin's fingerprint (distribution,
+    version, source: :func:`modelzoo.model.task.task_fingerprint`, the same rule as the feature cache's
+    key), so editing or upgrading that plugin invalidates every cached score."""
     cls = type(task)
-    owner = next(k for k in cls.__mro__ if "transfer_scores" in vars(k))  # the class that implements it
-    package = sys.modules.get(owner.__module__.split(".")[0])
-    files = [Path(p) for d in getattr(package, "__path__", []) for p in sorted(Path(d).rglob("*.py"))]
-    if not files and getattr(package, "__file__", None):
-        files = [Path(package.__file__)]
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.read_bytes())
-    return f"{cls.__module__}.{cls.__qualname__}:{digest.hexdigest()[:16]}"
+    return f"{cls.__module__}.{cls.__qualname__}:{task_fingerprint(task)}"

@@ -16,20 +16,25 @@ from pathlib import Path
 #: the attack classes, in the table's order: name -> what is attacked
 ATTACKS: dict[str, str] = {
     "plugins": "plugins that fail to import, raise in a hook, return malformed specs, collide, import slowly,"
-    " print to stdout, or register a broken task class",
+    " print to stdout, register a broken task class, never answer, call os._exit, or print at exit",
     "catalog": "the catalog cache and the shipped registry after installs, removals, upgrades, edits and damage",
-    "run folder": "two runs into one folder, --out folders that are not ours, failed runs, --resume elsewhere",
+    "run folder": "two runs into one folder, --out folders that are not ours, failed runs, --resume elsewhere,"
+    " bit flips in any run file or checkpoint, a recipe edited before --resume, a push during training,"
+    " weights of another architecture",
     "training faults": "kill -9 at random moments (also mid-checkpoint), a full disk, a NaN loss, Ctrl-C, SIGTERM",
     "distributed": "a killed worker, a port in use, an unreachable rendezvous, resuming with another world size",
     "caches": "stale, foreign and malicious feature caches",
     "recipes": "recipe values, types, overrides (--set) and encodings",
     "files": "truncated or bit-flipped safetensors, sha256 mismatches, malicious pickles as weights, checkpoints"
     " and pulled files, config.json with wrong shapes or keys, paths escaping their folder",
-    "images": "corrupt, truncated and decompression-bomb images, symlinked and empty class folders, one class",
+    "images": "corrupt, truncated and decompression-bomb images, symlinked and empty class folders, one class,"
+    " 16-bit and float images (scaled, never clipped)",
     "annotations and text": "COCO/VOC annotation files and CSV/JSONL text data, malformed and non-UTF-8",
-    "names": "model names, tags and list filters",
+    "names": "model names, tags and list filters; revisions, repo ids and file names that would become paths",
+    "terminal": "labels, names and messages holding ANSI escapes, newlines and other control characters",
     "hub": "bad tokens, missing repos/revisions/files, connections dropped mid-transfer, files not matching"
-    " their sha256, a zoo.lock that disagrees with the server; the token never printed",
+    " their sha256, a zoo.lock that disagrees with the server, a server that resolves any revision or answers"
+    " another commit than the one pinned, unlisted files, a server that trickles; the token never printed",
 }
 
 _CASES: Counter = Counter()

@@ -1,1 +1,1 @@
-"""zoo-classification: the image-classification task, classifier heads and Fashion-MNIST for modelzoo."""
+"""zoo-classification: the image-classification and multi-label tasks, classifier heads and Fashion-MNIST sets for modelzoo."""

@@ -39,8 +39,11 @@ def summarize(
             {"precision": round(p, 4), "recall": round(r, 4), "support": int(s)}
             for p, r, s in zip(precision.tolist(), recall.tolist(), cm.sum(1).tolist())
         ]
-        out["macro_precision"] = precision.mean().item()
-        out["macro_recall"] = recall.mean().item()
+        # averaged over the classes the data has or the model predicted (as scikit-learn does): an
+        # evaluation on a subset of the classes is not dragged down by the classes it never saw
+        seen = (cm.sum(1) > 0) | (cm.sum(0) > 0)
+        out["macro_precision"] = precision[seen].mean().item() if seen.any() else float("nan")
+        out["macro_recall"] = recall[seen].mean().item() if seen.any() else float("nan")
     return out
 
 
@@ -63,13 +66,56 @@ class ClassificationTask(Task):
     """A task whose model maps an input to logits over ``labels`` (the head's output)."""
 
     feature_cache = True
+    #: training-loss options (``set_loss_options``): label smoothing and per-class weights
+    label_smoothing: float = 0.0
+    class_weight: torch.Tensor | None = None
 
     # -- training -----------------------------------------------------------------------------------
+    @staticmethod
+    def check_loss_options(data: Any) -> None:
+        """``data.label_smoothing`` in [0, 1) and ``data.class_weights`` "balanced" or numbers > 0 (when the
+        task's ``[data]`` has them)."""
+        from modelzoo.sdk import RecipeError
+
+        smoothing = getattr(data, "label_smoothing", 0.0)
+        if not 0.0 <= smoothing < 1.0:
+            raise RecipeError(f"data.label_smoothing: {smoothing} must be in [0, 1) (typical: 0.1)")
+        weights = getattr(data, "class_weights", None)
+        if isinstance(weights, str) and weights != "balanced":
+            raise RecipeError(f'data.class_weights: {weights!r}: use "balanced" or one number > 0 per class')
+        if isinstance(weights, list) and (not weights or any(not w > 0 for w in weights)):
+            raise RecipeError('data.class_weights: give one number > 0 per class (or "balanced")')
+
+    def set_loss_options(self, data: Any, train_targets: list[int]) -> None:
+        """Label smoothing and class weights from ``data`` (``"balanced"``: ``n / (classes * count)`` from
+        the training targets), once the labels are known."""
+        from modelzoo.sdk import ZooError
+
+        self.label_smoothing = float(getattr(data, "label_smoothing", 0.0))
+        weights = getattr(data, "class_weights", None)
+        n = len(self.labels)
+        if weights == "balanced":
+            counts = torch.bincount(torch.as_tensor(train_targets, dtype=torch.long), minlength=n).float()
+            self.class_weight = len(train_targets) / (n * counts.clamp(min=1))
+        elif isinstance(weights, list):
+            if len(weights) != n:
+                raise ZooError(
+                    f"data.class_weights: {len(weights)} numbers for {n} classes ({', '.join(self.labels)});"
+                    " give one per class in that order"
+                )
+            self.class_weight = torch.tensor(weights, dtype=torch.float32)
+
+    def cross_entropy(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The training loss: cross-entropy with the recipe's label smoothing and class weights (targets:
+        class indices or per-class probabilities)."""
+        weight = self.class_weight.to(logits.device) if self.class_weight is not None else None
+        return nn.functional.cross_entropy(logits, targets, weight=weight, label_smoothing=self.label_smoothing)
+
     def loss(self, model: TaskModel, batch) -> tuple[torch.Tensor, int]:
         x, y = batch
         with self.autocast():
             logits = model(x)
-        return nn.functional.cross_entropy(logits.float(), y), len(y)
+        return self.cross_entropy(logits.float(), y), len(y)
 
     def logits_from_features(self, model: TaskModel, feats: torch.Tensor) -> torch.Tensor:
         """The head on cached features (pooled backbone outputs)."""
@@ -81,7 +127,7 @@ class ClassificationTask(Task):
             return model.backbone(x).float(), y
 
     def head_loss(self, model: TaskModel, feats: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return nn.functional.cross_entropy(self.logits_from_features(model, feats).float(), targets)
+        return self.cross_entropy(self.logits_from_features(model, feats).float(), targets)
 
     @torch.no_grad()
     def evaluate_features(self, model: TaskModel, feats: torch.Tensor, targets: torch.Tensor) -> dict[str, Any]:
@@ -143,6 +189,25 @@ class ClassificationTask(Task):
             for item, preds in zip(inputs, results)
         ]
 
+    def prediction_row(self, model: TaskModel, path: str, result: Any, files: Path, **options: Any) -> dict[str, Any]:
+        """``label_1, score_1, ..., label_k, score_k``: the top-k classes, best first."""
+        row: dict[str, Any] = {}
+        for rank, (label, score) in enumerate(result, 1):
+            row[f"label_{rank}"], row[f"score_{rank}"] = label, score
+        return row
+
+    def write_errors(self, model: TaskModel, loader: Any, n: int, out: Path) -> list[Path]:
+        """``errors.csv`` (and ``errors.png`` where the examples are pictures): the ``n`` validation examples
+        whose wrong top class had the highest probability, most confident first."""
+        from .errors import write_errors
+
+        return write_errors(self, model, loader, n, out)
+
+    def error_example(self, dataset: Any, index: int) -> tuple[str, Any]:
+        """What names validation example ``index`` in ``errors.csv`` and what the gallery draws of it
+        (an HWC uint8 array, or None: nothing to draw). Default: its index, no picture."""
+        return str(index), None
+
     def report(self, result: dict[str, Any], examples: int | None = None) -> str:
         lines = [super().report(result, examples)]
         labels = self.labels
@@ -159,6 +224,10 @@ class ClassificationTask(Task):
             for label, row in zip(labels, result["confusion_matrix"]):
                 lines.append(f"{label.ljust(width)}  " + " ".join(f"{v:4d}" for v in row))
         return "\n".join(lines)
+
+    # -- zoo export: the model's input to class logits ----------------------------------------------
+    def export_outputs(self, model: TaskModel) -> list[str]:
+        return ["logits"]
 
     def card(self, config: dict[str, Any], summary: dict[str, Any]) -> CardInfo:
         labels = list(config.get("labels") or [])

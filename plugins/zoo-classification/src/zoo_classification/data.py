@@ -18,7 +18,16 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from modelzoo.sdk import IMAGE_EXTENSIONS, BadImage, ZooError, cache_dir, check_image, read_image
+from modelzoo.sdk import (
+    IMAGE_EXTENSIONS,
+    BadImage,
+    ZooError,
+    cache_dir,
+    check_image,
+    check_label,
+    check_preprocess,
+    read_image,
+)
 
 FASHION_MNIST_LABELS = [
     "T-shirt/top",
@@ -175,6 +184,8 @@ def _scan(
     classes = _class_folders(root)
     if not classes:
         raise ZooError(f"{root}: no class sub-directories; ImageFolder expects {root}/<class>/<image>")
+    for name in classes:  # folder names become labels: never undecodable bytes (a non-UTF-8 locale) nor controls
+        check_label(name, f"class folder {name!a} in {str(root)!a}")
     files = [(idx, f) for idx, name in enumerate(classes) for f in _image_files(root / name)]
     track = track or (lambda items, *a, **k: items)
     paths, targets, seen = [], [], {}
@@ -293,35 +304,41 @@ class _GreyToRGB(torch.nn.Module):
 
 def _checked_preprocess(preprocess: dict[str, Any]) -> tuple[int, list[float], list[float]]:
     """Input size, mean and std from a model's config, checked (a hand-edited config.json can hold anything)."""
+    check_preprocess(preprocess, "the model's config.json")  # sizes, crop_pct, mean/std: modelzoo.sdk's bounds
     try:
         size = int(preprocess["input_size"][-1])
         mean = [float(v) for v in preprocess["mean"]]
         std = [float(v) for v in preprocess["std"]]
     except (KeyError, TypeError, ValueError, IndexError):
         raise ZooError(
-            f"the model's preprocess {preprocess} lacks a valid input_size, mean or std; its config.json is broken"
+            "the model's config.json: preprocess lacks a valid input_size, mean or std; its config.json is broken"
         ) from None
-    if not 1 <= size <= 8192 or len(mean) != 3 or len(std) != 3 or any(v <= 0 for v in std):
-        raise ZooError(
-            f"the model's preprocess (input_size {preprocess.get('input_size')}, mean {mean}, std {std}) is not usable:"
-            " a positive size and 3 means and 3 positive stds; its config.json is broken"
-        )
+    if len(mean) == 1 and len(std) == 1:  # one value for every channel (grey input is repeated to RGB)
+        mean, std = mean * 3, std * 3
+    if len(mean) != 3 or len(std) != 3:
+        raise ZooError("the model's config.json: preprocess.mean and .std must both hold 1 or 3 numbers")
     return size, mean, std
 
 
-def build_transform(preprocess: dict[str, Any], train: bool, augment: str, from_files: bool):
-    """Resize (+ light augmentation when training), grey->RGB, float, normalise."""
+def build_transform(
+    preprocess: dict[str, Any], train: bool, augment: str, from_files: bool, random_erasing: float = 0.0
+):
+    """Resize (+ the ``augment`` preset when training: :mod:`.augment`), grey->RGB, float, normalise
+    (+ random erasing when training)."""
     from torchvision.transforms import InterpolationMode, v2
+
+    from .augment import policy
 
     size, mean, std = _checked_preprocess(preprocess)
     interp = {"bicubic": InterpolationMode.BICUBIC, "nearest": InterpolationMode.NEAREST}.get(
         preprocess.get("interpolation", "bilinear"), InterpolationMode.BILINEAR
     )
     steps: list = []
-    if train and augment == "light":
+    if train and augment != "none":
         steps += [
             v2.RandomResizedCrop(size, scale=(0.7, 1.0), interpolation=interp, antialias=True),
             v2.RandomHorizontalFlip(),
+            *([_GreyToRGB(), *policy(augment, interp)] if policy(augment, interp) else []),
         ]
     elif from_files:
         crop_pct = float(preprocess.get("crop_pct") or 1.0)
@@ -333,4 +350,6 @@ def build_transform(preprocess: dict[str, Any], train: bool, augment: str, from_
         v2.ToDtype(torch.float32, scale=True),
         v2.Normalize(mean, std),
     ]
+    if train and random_erasing > 0:
+        steps.append(v2.RandomErasing(p=random_erasing, value=0))
     return v2.Compose(steps)

@@ -1,4 +1,4 @@
-"""Registers the image-classification task, the linear and MLP classifier heads, and Fashion-MNIST.
+"""Registers the image-classification and multi-label tasks, the linear and MLP heads, and Fashion-MNIST sets.
 
 Plain data only (no torch import): ``zoo list`` stays instant. The heads serve every task whose
 backbone emits ``pooled`` features and whose head outputs class logits (image and text classification).
@@ -9,8 +9,9 @@ from __future__ import annotations
 from modelzoo.sdk import Spec, hookimpl
 
 TASK = "image-classification"
+MULTILABEL = "multilabel-classification"
 #: the tasks whose models end in class logits over pooled features (text classification lives in zoo-text)
-POOLED_CLASSIFIER_TASKS = [TASK, "text-classification"]
+POOLED_CLASSIFIER_TASKS = [TASK, MULTILABEL, "text-classification"]
 
 
 @hookimpl
@@ -20,6 +21,7 @@ def modelzoo_specs() -> list[Spec]:
             name=TASK,
             kind="task",
             builder="zoo_classification.task:ImageClassification",
+            modality="image",
             description="Classify an image into one of a fixed set of classes (ImageFolder or registered datasets)",
             meta={
                 "aliases": ["classification"],
@@ -28,6 +30,48 @@ def modelzoo_specs() -> list[Spec]:
                 "higher_is_better": True,
                 "inputs": "image files (JPEG, PNG, ...)",
                 "predict_options": [{"name": "top_k", "type": "int", "default": 5, "help": "classes per input"}],
+            },
+        ),
+        Spec(
+            name=MULTILABEL,
+            kind="task",
+            builder="zoo_classification.multilabel:MultiLabelClassification",
+            modality="image",
+            description=(
+                "Tag an image with every label that applies (sigmoid outputs, BCE loss, mAP; per-label thresholds"
+                " tuned on validation travel with the model); data: a CSV/JSONL of image -> label list"
+            ),
+            meta={
+                "aliases": ["multilabel", "multi-label"],
+                "pipeline_tag": "image-classification",
+                "metric": "map",
+                "higher_is_better": True,
+                "inputs": "image files (JPEG, PNG, ...)",
+                "predict_options": [
+                    {
+                        "name": "threshold",
+                        "type": "float",
+                        "help": "one score cut for every label (default: the per-label thresholds tuned on validation)",
+                    }
+                ],
+            },
+        ),
+        Spec(
+            name="fashion-mnist-multilabel",
+            kind="dataset",
+            tasks=[MULTILABEL],
+            builder="zoo_classification.multilabel_data:fashion_mnist_multilabel",
+            license="mit",
+            description=(
+                "SYNTHETIC scenes of REAL Fashion-MNIST items: 1-4 items pasted at random scales, places and tints onto"
+                " 96 px canvases, labelled with the set of classes present; built in memory from a seed (train scenes"
+                " use train items, val scenes test items)"
+            ),
+            meta={
+                "num_classes": 10,
+                "license": "mit",
+                "hub_id": "zalando-datasets/fashion_mnist",
+                "composed_from": "Fashion-MNIST (Debian dataset-fashion-mnist)",
             },
         ),
         Spec(

@@ -12,14 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelzoo.sdk import DataConfig, RecipeError, TaskModel, ZooError
+from modelzoo.sdk import DataConfig, RecipeError, TaskModel, ZooError, is_image_file
 
+from .augment import PRESETS, check, mix_batch
 from .classify import ClassificationTask, check_top_k
 from .data import ImageData as LoadedData
 from .data import ImageDataset, Split, build_transform, image_folder_split, load_image_data
 from .labels import match_folders, read_label_map
 
-AUGMENTS = ("none", "light")
+AUGMENTS = PRESETS
 
 
 @dataclass
@@ -34,8 +35,23 @@ class ImageData(DataConfig):
     image_size: int | None = None
     mean: list[float] | None = None
     std: list[float] | None = None
-    #: "none" or "light" (random resized crop + flip) for stages with ``augment = true``
+    #: for stages with ``augment = true``: "none", "light" (random resized crop + flip), or light followed by
+    #: "trivialaugment", "randaugment" or "autoaugment" (torchvision's policies)
     augment: str = "none"
+    #: in augmented stages, the probability of erasing a random rectangle of each image (e.g. 0.25)
+    random_erasing: float = 0.0
+    #: in augmented stages, the probability that a batch is mixed with MixUp (labels mixed alike)
+    mixup: float = 0.0
+    #: MixUp's Beta(alpha, alpha) mixing proportion
+    mixup_alpha: float = 0.2
+    #: in augmented stages, the probability that a batch is mixed with CutMix (labels mixed by area)
+    cutmix: float = 0.0
+    #: CutMix's Beta(alpha, alpha) area proportion
+    cutmix_alpha: float = 1.0
+    #: cross-entropy label smoothing in training (e.g. 0.1); evaluation losses are unsmoothed
+    label_smoothing: float = 0.0
+    #: per-class loss weights in training: "balanced" (inverse to the training counts) or one number per class
+    class_weights: str | list[float] | None = None
     #: "error" stops at an unreadable image with its name; "skip" counts and skips it
     on_bad_image: str = "error"
     #: a JSON object or folder,label CSV naming the class of each folder whose name is not its label
@@ -45,6 +61,7 @@ class ImageData(DataConfig):
 
 class ImageClassification(ClassificationTask):
     Data = ImageData
+    augment_presets = PRESETS
 
     @classmethod
     def validate_data(cls, data: ImageData, recipe: Any) -> None:
@@ -63,8 +80,22 @@ class ImageClassification(ClassificationTask):
             raise RecipeError(f"data.std: {data.std} must be 3 numbers > 0 (they divide the pixels)")
         if data.augment not in AUGMENTS:
             raise RecipeError(f"data.augment: {data.augment!r} is not one of {', '.join(AUGMENTS)}")
+        check(data)
+        cls.check_loss_options(data)
         if data.on_bad_image not in ("error", "skip"):
             raise RecipeError('data.on_bad_image: use "error" (stop with the file\'s name) or "skip" (count and skip)')
+
+    @classmethod
+    def starter_data(cls, path: Path) -> dict[str, Any] | None:
+        """``zoo recipe new --data DIR``: an ImageFolder (``DIR/<class>/<image>``, or ``train/`` + ``val/``
+        holding those) is image-classification data; anything else is not recognised."""
+        if not path.is_dir():
+            return None
+        root = path / "train" if (path / "train").is_dir() else path
+        classes = [d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")]
+        if len(classes) < 2 or not all(any(is_image_file(f) for f in d.iterdir()) for d in classes):
+            return None
+        return {"path": str(path)} if (path / "val").is_dir() else {"path": str(path), "val_split": 0.2}
 
     # -- data ---------------------------------------------------------------------------------------
     def load_data(self) -> None:
@@ -81,6 +112,7 @@ class ImageClassification(ClassificationTask):
                 raise RecipeError(f"data.label_map gives two folders the same label ({named})")
             self.loaded.labels = named
         self.labels, self.dataset_name, self.data_info = self.loaded.labels, self.loaded.name, self.loaded.info
+        self.set_loss_options(self.data, self.loaded.train.targets)
 
     def load_eval_data(self, path: str, model: TaskModel) -> None:
         """An ImageFolder (or its ``val/``) whose folders name the model's labels, or their safe forms,
@@ -128,17 +160,30 @@ class ImageClassification(ClassificationTask):
 
     @property
     def augmenting(self) -> bool:
-        return self.data.augment != "none"
+        d = self.data
+        return d.augment != "none" or d.random_erasing > 0 or d.mixup > 0 or d.cutmix > 0
 
     def prepare(self, model: TaskModel) -> None:
-        pre, from_files = model.preprocess, not self.in_memory
+        pre, from_files, d = model.preprocess, not self.in_memory, self.data
         self.eval_tf = build_transform(pre, train=False, augment="none", from_files=from_files)
-        self.train_tf = build_transform(pre, train=True, augment=self.data.augment, from_files=from_files)
+        self.train_tf = build_transform(pre, True, d.augment, from_files, random_erasing=d.random_erasing)
+        self.mixing = False
 
     def dataset(self, split: str, augment: bool = False):
         if split == "train":
+            self.mixing = augment and (self.data.mixup > 0 or self.data.cutmix > 0)  # this stage's batches
             return ImageDataset(self.loaded.train, self.train_tf if augment else self.eval_tf)
         return ImageDataset(self.loaded.val, self.eval_tf)
+
+    def loss(self, model: TaskModel, batch):
+        """Cross-entropy; in a stage that augments with ``data.mixup`` / ``data.cutmix``, on mixed batches."""
+        if not (getattr(self, "mixing", False) and model.training):
+            return super().loss(model, batch)
+        x, y = batch
+        x, soft = mix_batch(x, y, len(self.labels), self.data)
+        with self.autocast():
+            logits = model(x)
+        return self.cross_entropy(logits.float(), soft), len(y)
 
     # -- using a model ------------------------------------------------------------------------------
     def predict(self, model: TaskModel, inputs: Any, top_k: int = 5, batch_size: int = 32, **_: Any) -> list:
@@ -146,6 +191,34 @@ class ImageClassification(ClassificationTask):
         from .predict import predict_images
 
         return predict_images(model, inputs, top_k=check_top_k(top_k), batch_size=batch_size)
+
+    def predict_input(self, model: TaskModel, path: str, **options: Any):
+        """``zoo predict RUN DIR/``: decoded, resized and normalised in a DataLoader worker."""
+        from .predict import FileInput
+
+        if not hasattr(self, "_file_input"):
+            self._file_input = FileInput()
+        return self._file_input(model, path)
+
+    def predict_collate(self, items: list[Any]):
+        import torch
+
+        return torch.stack(items)
+
+    def predict_batch(self, model: TaskModel, batch: Any, top_k: int = 5, **_: Any) -> list:
+        from .predict import predict_tensor_batch
+
+        return predict_tensor_batch(model, batch, check_top_k(top_k))
+
+    def error_example(self, dataset: Any, index: int) -> tuple[str, Any]:
+        """The image's path (or its index in an in-memory dataset) and its pixels for the gallery."""
+        split = dataset.split
+        if split.paths is not None:
+            from modelzoo.sdk import read_image
+
+            return split.paths[index], read_image(split.paths[index])
+        image = split.images[index]
+        return str(index), image.numpy()
 
     def card(self, config: dict[str, Any], summary: dict[str, Any]):
         info = super().card(config, summary)

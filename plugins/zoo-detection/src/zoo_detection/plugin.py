@@ -35,6 +35,7 @@ def _task() -> Spec:
         name=TASK,
         kind="task",
         builder="zoo_detection.task:ObjectDetection",
+        modality="image",
         description="Find objects in an image: a box, a class and a score each (COCO JSON, Pascal VOC or registered datasets)",
         meta={
             "aliases": ["detection"],

@@ -35,7 +35,7 @@ from .data import (
     train_targets,
 )
 from .metrics import coco_map
-from .predict import check_detector, predict_detections, save_annotated
+from .predict import as_float_image, check_detector, predict_detections, save_annotated
 
 AUGMENTS = ("none", "light")
 #: decoded images are kept in memory (no DataLoader workers) when they fit in this many bytes
@@ -76,6 +76,8 @@ class ObjectDetection(Task):
     model card call for object detection (see :class:`modelzoo.sdk.Task` for when each runs)."""
 
     Data = DetectionDataConfig
+    #: box-aware transforms only: the image presets that move pixels without their boxes do not apply
+    augment_presets = AUGMENTS
     #: targets and augmentations move boxes, and detection heads train on live multi-scale features
     feature_cache = False
     #: a detector's step can leave parameters without a gradient (levels or heads a batch does not
@@ -270,6 +272,17 @@ class ObjectDetection(Task):
     def summary_extras(self, result: dict[str, Any]) -> dict[str, Any]:
         return {"per_class_ap": result.get("per_class_ap", [])}
 
+    # -- zoo export --------------------------------------------------------------------------------
+    def export_module(self, model: TaskModel) -> torch.nn.Module:
+        """Not exportable yet: torchvision's detection heads take a list of images and return one dict per
+        image with a data-dependent number of boxes (post-processing, NMS), which its exporters trace only
+        for torchvision's own end-to-end models, not for a head on a separate backbone."""
+        raise ZooError(
+            "object-detection models do not export yet: torchvision's detection heads return a variable number of"
+            " boxes per image (NMS inside), which torch.export and TorchScript tracing cannot give a fixed"
+            " graph for here; use zoo predict or modelzoo.load"
+        )
+
     # -- using a model ------------------------------------------------------------------------------
     def predict(
         self,
@@ -283,6 +296,14 @@ class ObjectDetection(Task):
         """Per image (paths, PIL images or CHW tensors): ``[{"label", "score", "box": [x0, y0, x1, y1]}]``,
         best first, in the image's pixels."""
         return predict_detections(model, inputs, score_threshold, max_detections, batch_size)
+
+    def predict_input(self, model: TaskModel, path: str, **options: Any) -> Any:
+        """``zoo predict RUN DIR/``: each image decoded in a DataLoader worker (the head resizes)."""
+        return as_float_image(path)
+
+    def prediction_row(self, model: TaskModel, path: str, result: Any, files: Path, **options: Any) -> dict[str, Any]:
+        """The number of boxes and the boxes (``[{"label", "score", "box": [x0, y0, x1, y1]}]``, best first)."""
+        return {"count": len(result), "detections": result}
 
     def save_predictions(
         self, model: TaskModel, inputs: list[Any], results: list[Any], out: str | None = None, **_: Any

@@ -40,6 +40,7 @@ from modelzoo.sdk import (
     fetch_file,
     load_state_dict,
     locate_source,
+    option_rule,
     read_json_object,
 )
 
@@ -300,6 +301,19 @@ def _strip_prefix(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str,
     return state
 
 
+#: encoder config fields an option never sets: they name code or files to load (hf_config drops them too)
+_LOADER_FIELDS = frozenset({"auto_map", "architectures", "name_or_path", "trust_remote_code", "model_type"})
+
+
+def option_refused(name: str) -> str | None:
+    """Why ``name`` is no option (None: a field of the encoder's config such as hidden_dropout_prob, checked
+    against that config by :func:`build`): options also come from pulled config.json files."""
+    if name in _LOADER_FIELDS or name.endswith(("_path", "_file", "_url", "_dir")):
+        return "it names code or files to load, not an encoder setting"
+    return None
+
+
+@option_rule(option_refused)
 def build(
     spec: Spec,
     output: str = "sequence",

@@ -87,6 +87,7 @@ def _encoder(
         kind="backbone",
         tasks=[TASK],
         outputs=["sequence", "pooled"],
+        modality="text",
         num_features=width,
         builder=BUILDER,
         pretrained=[
@@ -128,6 +129,7 @@ def modelzoo_specs() -> list[Spec]:
             name=TASK,
             kind="task",
             builder="zoo_text.task:TextClassification",
+            modality="text",
             description=(
                 "Classify a text into one of a fixed set of classes (CSV, JSONL, <class>/*.txt or registered datasets)"
             ),
@@ -160,3 +162,11 @@ def modelzoo_specs() -> list[Spec]:
             meta={"num_classes": 3, "labels": ["fresh", "rotten", "plot"], "license": "apache-2.0", "format": "text"},
         ),
     ]
+
+
+@hookimpl
+def modelzoo_hub_backbone(repo: str, sha: str, config: dict, files: dict) -> Spec | None:
+    """A transformers encoder repo (config.json with ``model_type``, tokenizer files) as a text backbone."""
+    from .hub import hub_spec
+
+    return hub_spec(repo, sha, config, files)

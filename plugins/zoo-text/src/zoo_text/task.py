@@ -74,6 +74,18 @@ class PadCollate:
         return pad_batch([ids for ids, _ in items], self.pad_id), torch.tensor([y for _, y in items])
 
 
+class TextExport(torch.nn.Module):
+    """The model with positional tensor inputs (what exporters take): token ids and attention mask
+    (both ``(batch, sequence)``; the tokenizer is not part of the export, its files travel with the model)."""
+
+    def __init__(self, model: TaskModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model({"input_ids": input_ids, "attention_mask": attention_mask})
+
+
 class TextClassification(ClassificationTask):
     Data = TextData
 
@@ -177,10 +189,36 @@ class TextClassification(ClassificationTask):
     def summary_extras(self, result: dict[str, Any]) -> dict[str, Any]:
         return {**super().summary_extras(result), "truncated": self.data_info.get("truncated", {})}
 
+    # -- zoo export: token ids + attention mask in, class logits out ---------------------------------
+    def export_inputs(self, model: TaskModel, batch) -> dict[str, torch.Tensor]:
+        x, _ = batch
+        return {"input_ids": x["input_ids"], "attention_mask": x["attention_mask"]}
+
+    def export_module(self, model: TaskModel) -> torch.nn.Module:
+        return TextExport(model)
+
+    def export_axes(self, model: TaskModel, inputs: dict[str, torch.Tensor]) -> dict[str, dict[int, str]]:
+        return {name: {0: "batch", 1: "sequence"} for name in inputs}
+
     # -- using a model ------------------------------------------------------------------------------
     def predict(self, model: TaskModel, inputs: Any, top_k: int = 5, batch_size: int = 32, **_: Any) -> list:
         """Top-k ``(label, probability)`` per text (one string or a list of strings)."""
         return predict_texts(model, inputs, top_k=check_top_k(top_k), batch_size=batch_size)
+
+    #: ``zoo predict RUN DIR/``: every ``.txt`` file under the folder is one text
+    predict_extensions = (".txt",)
+    #: a text file longer than this is not one input (a whole book, a log): it is skipped and counted
+    MAX_TEXT_BYTES = 1 << 20
+
+    def predict_input(self, model: TaskModel, path: str, **options: Any) -> str:
+        """One ``.txt`` file's text (UTF-8); an empty, oversized or undecodable file raises and is skipped."""
+        size = Path(path).stat().st_size
+        if size > self.MAX_TEXT_BYTES:
+            raise ValueError(f"{size:,} bytes is more than one text ({self.MAX_TEXT_BYTES:,} at most)")
+        text = Path(path).read_text(encoding="utf-8").strip()
+        if not text:
+            raise ValueError("empty text")
+        return text
 
     def card(self, config: dict[str, Any], summary: dict[str, Any]) -> CardInfo:
         info = super().card(config, summary)

@@ -58,6 +58,7 @@ def modelzoo_specs() -> list[Spec]:
                 kind="backbone",
                 tasks=["image-classification", "object-detection"],
                 outputs=["pooled", "pyramid"],
+                modality="image",
                 builder=BUILDER,
                 pretrained=tags,
                 default_tag=offline[0].tag if offline else (tags[0].tag if tags else None),
@@ -66,3 +67,11 @@ def modelzoo_specs() -> list[Spec]:
             )
         )
     return specs
+
+
+@hookimpl
+def modelzoo_hub_backbone(repo: str, sha: str, config: dict, files: dict) -> Spec | None:
+    """A timm-format Hub repo (config.json with ``architecture`` + ``pretrained_cfg``) as a backbone."""
+    from .hub import hub_spec
+
+    return hub_spec(repo, sha, config, files)

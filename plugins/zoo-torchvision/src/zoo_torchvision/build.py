@@ -7,7 +7,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from modelzoo.sdk import Backbone, PretrainedTag, Spec, ZooError, pretrained_state_dict, probe_info
+from modelzoo.sdk import (
+    Backbone,
+    PretrainedTag,
+    Spec,
+    ZooError,
+    option_rule,
+    pretrained_state_dict,
+    probe_info,
+)
 
 
 def _strip_classifier(model: nn.Module) -> nn.Module:
@@ -71,6 +79,19 @@ def _pyramid(model: nn.Module, size: int = 64) -> StagedPyramid:
     return StagedPyramid(stages, out)
 
 
+#: torchvision builder keywords that download or load weights: the core fetches and checks weights itself
+_LOADER_WORDS = frozenset({"weights", "progress", "pretrained", "checkpoint", "file", "url", "dir", "path", "hub"})
+
+
+def option_refused(name: str) -> str | None:
+    """Why a keyword is no option for torchvision's ``get_model`` (None for architecture arguments such
+    as dropout): options come from recipes and pulled config.json files."""
+    if set(name.lower().split("_")) & _LOADER_WORDS:
+        return "a torchvision keyword that loads weights or files; set model.pretrained instead"
+    return None
+
+
+@option_rule(option_refused)
 def build(spec: Spec, output: str = "pooled", pretrained: PretrainedTag | None = None, **options: Any) -> Backbone:
     from torchvision.models import get_model
 

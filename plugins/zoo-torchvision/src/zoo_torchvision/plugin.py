@@ -80,6 +80,7 @@ def modelzoo_specs() -> list[Spec]:
                 kind="backbone",
                 tasks=["image-classification"] + (["object-detection"] if "pyramid" in outputs else []),
                 outputs=outputs,
+                modality="image",
                 builder=BUILDER,
                 pretrained=tags,
                 default_tag=default.name.lower() if default is not None else None,

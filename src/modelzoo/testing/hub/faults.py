@@ -17,7 +17,8 @@ class Fault:
 
     ``kind``: ``"drop-request"`` (read ``after`` bytes of the request body, then close the connection
     without answering), ``"drop-response"`` (send the headers and ``after`` bytes of the body, then
-    close) or ``"corrupt"`` (send the whole body with one bit flipped). ``times``: how many matching
+    close), ``"corrupt"`` (send the whole body with one bit flipped) or ``"trickle"`` (send the body one
+byte every ``after`` milliseconds: a server that never quite stops answering). ``times``: how many matching
     requests it hits (None: all); ``hits`` counts them.
     """
 
@@ -41,7 +42,7 @@ class FaultsMixin:
     @contextmanager
     def fault(self, kind: str, method: str, path: str, after: int = 0, times: int | None = None) -> Iterator[Fault]:
         """Inject a :class:`Fault` while the ``with`` block runs (see there for ``kind``)."""
-        if kind not in ("drop-request", "drop-response", "corrupt"):
+        if kind not in ("drop-request", "drop-response", "corrupt", "trickle"):
             raise ValueError(f"unknown fault kind {kind!r}")
         fault = Fault(kind, method, path, after, times)
         with self.lock:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -109,7 +110,7 @@ class Handler(BaseHTTPRequestHandler):
             )
         fault = None
         if 200 <= answer.status < 300 and method == "GET":
-            fault = hub._take_fault(method, parts.path, ("drop-response", "corrupt"))
+            fault = hub._take_fault(method, parts.path, ("drop-response", "corrupt", "trickle"))
         self._send(method, answer, fault)
 
     def _send(self, method: str, answer: Answer, fault: Fault | None = None) -> None:
@@ -135,6 +136,15 @@ class Handler(BaseHTTPRequestHandler):
                 with open(body.path, "rb") as fh:
                     fh.seek(body.offset)
                     body = fh.read(body.length)
+            if fault.kind == "trickle":  # a server that answers, but one byte at a time
+                for i in range(len(body)):
+                    try:
+                        self.wfile.write(body[i : i + 1])
+                        self.wfile.flush()
+                    except OSError:
+                        return
+                    time.sleep(fault.after / 1000)
+                return
             if fault.kind == "corrupt":
                 flipped = bytearray(body)
                 flipped[len(flipped) // 2] ^= 0x01

@@ -1,0 +1,1 @@
+"""modelzoo plugin: semantic segmentation (a class per pixel) on any pyramid backbone."""
