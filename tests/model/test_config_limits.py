@@ -163,3 +163,15 @@ def test_a_builder_taking_kwargs_without_a_rule_accepts_only_its_parameters():
     with pytest.raises(ZooError) as info:
         check_options(ruled, {"width": object()}, "backbone 'x'", skip=1)
     one_line(info.value, "plain data")
+
+
+@pytest.mark.attack("files")
+def test_torchvision_options_never_load_weights():
+    """torchvision's get_model takes ``weights``/``weights_backbone``/``progress``: never from options."""
+    for key, value in (("weights", "DEFAULT"), ("weights_backbone", "DEFAULT"), ("progress", True)):
+        with pytest.raises(ZooError) as info:
+            modelzoo.create_backbone("torchvision:mobilenet_v2", pretrained=False, **{key: value})
+        one_line(info.value, f"option {key!r} refused")
+    count("files", 3)
+    backbone = modelzoo.create_backbone("torchvision:mobilenet_v2", pretrained=False, dropout=0.3)
+    assert backbone.info.num_features == 1280

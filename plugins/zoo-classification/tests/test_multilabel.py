@@ -143,7 +143,9 @@ def test_the_demo_set_and_recipe():
     from modelzoo.engine.recipe import load_recipe
 
     recipe = load_recipe(Path(__file__).parents[3] / "zoo" / "effnet-lite0-fashion-multilabel.toml")
-    assert recipe.task == "multilabel-classification" and recipe.data.dataset == "fashion-mnist-multilabel"
+    assert (
+        recipe.task == "multilabel-classification" and recipe.data.dataset == "classification:fashion-mnist-multilabel"
+    )
     if not any(Path(d, "train-images-idx3-ubyte.gz").is_file() for d in FASHION_MNIST_DIRS):
         pytest.skip("Debian's dataset-fashion-mnist is not installed")
     from zoo_classification.multilabel_data import fashion_mnist_multilabel

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 class Fault:
     """One injected fault: for requests whose method is ``method`` and whose path contains ``path``.
 
-    ``kind``: ``"drop-request"`` (read ``after`` bytes of the request body, then close the connection
-    without answering), ``"drop-response"`` (send the headers and ``after`` bytes of the body, then
-    close), ``"corrupt"`` (send the whole body with one bit flipped) or ``"trickle"`` (send the body one
-byte every ``after`` milliseconds: a server that never quite stops answering). ``times``: how many matching
-    requests it hits (None: all); ``hits`` counts them.
+        ``kind``: ``"drop-request"`` (read ``after`` bytes of the request body, then close the connection
+        without answering), ``"drop-response"`` (send the headers and ``after`` bytes of the body, then
+        close), ``"corrupt"`` (send the whole body with one bit flipped) or ``"trickle"`` (send the body one
+    byte every ``after`` milliseconds: a server that never quite stops answering). ``times``: how many matching
+        requests it hits (None: all); ``hits`` counts them.
     """
 
     kind: str
