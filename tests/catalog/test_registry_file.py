@@ -33,7 +33,7 @@ def test_registry_json_is_fresh(full_catalog):
 
 
 def test_registry_contents(fresh):
-    assert set(fresh["plugins"]) == {"core", "classification", "detection", "text", "timm", "torchvision"}
+    assert set(fresh["plugins"]) == {"core", "classification", "detection", "segmentation", "text", "timm", "torchvision"}
     assert fresh["plugins"]["timm"]["distribution"] == "zoo-timm"
     assert set(fresh["plugins"]["timm"]["requires"]) == {"modelzoo", "timm"}
     assert fresh["plugins"]["torchvision"]["requires"]["torchvision"]
@@ -42,7 +42,13 @@ def test_registry_contents(fresh):
     assert sum(1 for k in keys if k[0] == "backbone") >= 1000
     assert ("head", "classification", "linear") in keys
     tasks = {k[2] for k in keys if k[0] == "task"}
-    assert tasks == {"image-classification", "object-detection", "text-classification"}
+    assert tasks == {
+        "image-classification",
+        "multilabel-classification",
+        "object-detection",
+        "semantic-segmentation",
+        "text-classification",
+    }
     # only first-party plugins are published
     assert {e["plugin"] for e in fresh["entries"]} <= set(fresh["plugins"])
     assert render(fresh) == render(json.loads(render(fresh)))  # stable, round-trips

@@ -26,7 +26,8 @@ def test_list_table(real_catalog, capsys):
     assert lines[0].split() == ["NAME", "KIND", "TASKS", "IO", "PRETRAINED", "PLUGIN", "LICENSE"]
     rows = {line.split()[0]: line.split() for line in lines[1:]}
     assert set(rows) == {"resnet18", "resnet101", "resnet152"}
-    assert rows["resnet18"][1:4] == ["backbone", "classification,detection", "pooled,pyramid"]
+    # a backbone serves every task one of whose heads consumes what it emits (and reads its modality)
+    assert rows["resnet18"][1:4] == ["backbone", "classification,multilabel,detection,segmentation", "pooled,pyramid"]
     assert rows["resnet18"][-2:] == ["torchvision", "bsd-3-clause"]
     assert err.strip().splitlines()[0] == "3 backbones"
 
@@ -152,7 +153,8 @@ def test_list_tasks_shows_their_metric_and_short_name(real_catalog, capsys):
     rows = {line.split()[0]: line.split() for line in out.splitlines()[1:]}
     assert rows["image-classification"][1:5] == ["task", "classification", "metric", "accuracy"]
     assert rows["object-detection"][1:5] == ["task", "detection", "metric", "map"]
-    assert err.strip().splitlines()[0] == "3 tasks"
+    assert err.strip().splitlines()[0] == "5 tasks"
+    assert rows["semantic-segmentation"][1:5] == ["task", "segmentation", "metric", "miou"]
     code, out, _ = run(capsys, "info", "detection")  # a task alias names the task
     assert code == 0 and out.startswith("detection:object-detection  (task; plugin detection)")
     assert "metric:      map (higher is better)" in out and "predict:     --score-threshold FLOAT" in out

@@ -245,7 +245,8 @@ def test_card_yaml_parses_and_carries_metrics(server, pushed, tmp_path):
     assert results["accuracy"].metric_value == 0.75 and results["loss"].metric_value == 0.5
     assert results["accuracy"].dataset_type == "zalando-datasets/fashion_mnist"
     assert results["accuracy"].task_type == "image-classification"
-    assert 'modelzoo.load("hf-hub:org/tiny@main")' in card.text and "zoo predict hf-hub:org/tiny@main" in card.text
+    # the card of a tagged push names its tag
+    assert 'modelzoo.load("hf-hub:org/tiny@v1")' in card.text and "zoo predict hf-hub:org/tiny@v1" in card.text
     assert "epochs=`2`" in card.text and "training_curves.png" in card.text
     assert "/home/someone" not in card.content  # local paths in summary.json stay local
 

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from modelzoo.sdk import Backbone, Level, ZooError
+from modelzoo.sdk import Backbone, Level, ZooError, option_rule
 
 # -- the neck: chosen levels -> detector channels, plus extra levels ----------------------------
 
@@ -375,6 +375,15 @@ FASTERRCNN_OWN = {
 }
 
 
+def _detector_option(name: str) -> str | None:
+    """The detector options forwarded to torchvision's constructors (box sampling, NMS, thresholds...):
+    numbers that size the detector, checked against its signature by :func:`_split_kwargs`; none loads a file."""
+    if name.startswith(("weights", "pretrained")) or name.endswith(("_path", "_file", "_url", "_dir")):
+        return "it would load weights or files; set model.pretrained instead"
+    return None
+
+
+@option_rule(_detector_option)
 def build_fasterrcnn(
     backbone: Backbone,
     num_classes: int,
@@ -443,6 +452,7 @@ DENSE_OWN = {
 }
 
 
+@option_rule(_detector_option)
 def build_retinanet(
     backbone: Backbone,
     num_classes: int,
@@ -479,6 +489,7 @@ def build_retinanet(
     return RetinaNetHead(neck, net, pyr[0].stride)
 
 
+@option_rule(_detector_option)
 def build_fcos(
     backbone: Backbone,
     num_classes: int,
