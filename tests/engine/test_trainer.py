@@ -129,7 +129,9 @@ def test_feature_cache_equals_recomputed_features(trainer):
     trainer.model.eval()
     with torch.no_grad():
         direct = torch.cat([trainer.model.backbone(x) for x, _ in loader])
-    torch.testing.assert_close(feats, direct)
+    # the feature pass may run channels_last (chosen by measurement), the direct pass NCHW: same numbers
+    # up to float summation order
+    torch.testing.assert_close(feats, direct, rtol=1e-4, atol=1e-5)
     assert ys.tolist() == trainer.task.loaded.val.targets
 
 

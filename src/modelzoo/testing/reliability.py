@@ -71,6 +71,11 @@ def pytest_addoption(parser) -> None:
 
 def pytest_configure(config) -> None:
     config.addinivalue_line("markers", "attack(name): the attack class a test belongs to (RELIABILITY.md)")
+    workers = getattr(config.option, "numprocesses", None)
+    if config.getoption("reliability", None) and workers and config.pluginmanager.hasplugin("xdist"):
+        import pytest
+
+        raise pytest.UsageError("--reliability counts cases in one process: add -p no:xdist")
     config._zoo_attacks = {"items": {}, "outcomes": defaultdict(Counter), "start": time.time()}
 
 
