@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -34,14 +35,21 @@ print(modelzoo.push(model, "org/good", license="mit").sha)
 """
 
 
-@pytest.fixture(scope="module")
-def lying(tmp_path_factory):
-    home = tmp_path_factory.mktemp("lying")
+@contextmanager
+def lying_hub_with_a_model(home: Path):
+    """A fresh :class:`LyingHub` holding ``org/good`` (pushed by the real client): ``(server, env, sha)``."""
     with LyingHub() as server:
         env = hub_env(server, home / "hf")
         pushed = subprocess.run([sys.executable, "-c", PUSH], env=env, capture_output=True, text=True, timeout=300)
         assert pushed.returncode == 0, pushed.stderr
-        yield env, home, pushed.stdout.split()[-1]
+        yield server, env, pushed.stdout.split()[-1]
+
+
+@pytest.fixture(scope="module")
+def lying(tmp_path_factory):
+    home = tmp_path_factory.mktemp("lying")
+    with lying_hub_with_a_model(home) as (_, env, sha):
+        yield env, home, sha
 
 
 def zoo(env, *args, cwd=None):
@@ -102,11 +110,7 @@ def test_pulling_again_into_a_folder_keeps_what_the_user_added(lying, tmp_path):
 
 
 def test_a_pull_takes_only_what_the_manifest_lists(tmp_path_factory):
-    home = tmp_path_factory.mktemp("unlisted")
-    with LyingHub() as server:
-        env = hub_env(server, home / "hf")
-        pushed = subprocess.run([sys.executable, "-c", PUSH], env=env, capture_output=True, text=True, timeout=300)
-        assert pushed.returncode == 0, pushed.stderr
+    with lying_hub_with_a_model(tmp_path_factory.mktemp("unlisted")) as (server, env, _):
         server.commit(
             "org/good",
             {"huge.png": b"\x89PNG" + b"\0" * 300_000, **{f"deep/{i}/x.png": b"\x89PNG" for i in range(40)}},
@@ -119,11 +123,7 @@ def test_a_pull_takes_only_what_the_manifest_lists(tmp_path_factory):
 
 
 def test_a_trickling_hub_meets_an_overall_deadline(tmp_path_factory):
-    home = tmp_path_factory.mktemp("trickle")
-    with LyingHub() as server:
-        env = hub_env(server, home / "hf")
-        pushed = subprocess.run([sys.executable, "-c", PUSH], env=env, capture_output=True, text=True, timeout=300)
-        assert pushed.returncode == 0, pushed.stderr
+    with lying_hub_with_a_model(tmp_path_factory.mktemp("trickle")) as (server, env, _):
         with server.fault("trickle", "GET", "model.safetensors", after=500):
             slow = zoo({**env, "MODELZOO_HUB_TIMEOUT": "3"}, "pull", "org/good")
         one_line(slow, "did not finish within 3 s", "MODELZOO_HUB_TIMEOUT")
