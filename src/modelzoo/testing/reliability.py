@@ -75,7 +75,7 @@ def pytest_configure(config) -> None:
     if config.getoption("reliability", None) and workers and config.pluginmanager.hasplugin("xdist"):
         import pytest
 
-        raise pytest.UsageError("--reliability counts cases in one process: add -p no:xdist")
+        raise pytest.UsageError("--reliability counts cases in one process: add -n 0")
     config._zoo_attacks = {"items": {}, "outcomes": defaultdict(Counter), "start": time.time()}
 
 
