@@ -33,7 +33,15 @@ def test_registry_json_is_fresh(full_catalog):
 
 
 def test_registry_contents(fresh):
-    assert set(fresh["plugins"]) == {"core", "classification", "detection", "segmentation", "text", "timm", "torchvision"}
+    assert set(fresh["plugins"]) == {
+        "core",
+        "classification",
+        "detection",
+        "segmentation",
+        "text",
+        "timm",
+        "torchvision",
+    }
     assert fresh["plugins"]["timm"]["distribution"] == "zoo-timm"
     assert set(fresh["plugins"]["timm"]["requires"]) == {"modelzoo", "timm"}
     assert fresh["plugins"]["torchvision"]["requires"]["torchvision"]
