@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ZooError
+from .output import note, out
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
@@ -57,7 +58,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     if not stdout_is_rank_zero():
         return 0
     if args.json:
-        print(
+        out(
             json.dumps(
                 {"run": str(run.path), "recipe": run.recipe.name, "metrics": run.metrics, "epochs": len(run.history)}
             )
@@ -66,7 +67,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         m = run.metrics
         value = m.get(run.metric)
         shown = f"{value:.4f}" if isinstance(value, (int, float)) else "-"
-        print(
+        out(
             f"run {run.path}: {run.metric} {shown}, loss {m.get('loss', float('nan')):.4f}"
             f" on {run.model.config['dataset'].get('num_val', '?')} validation examples"
         )
@@ -121,9 +122,9 @@ def find_lr_command(args: argparse.Namespace) -> int:
     result = find_lr(recipe, out=args.out, overrides=args.set or [], stage=stage, quiet=args.quiet or args.json)
     if args.json:
         keys = ("stage", "stage_name", "suggestion", "steepest", "diverged_at", "start_lr", "end_lr")
-        print(json.dumps({**{k: getattr(result, k) for k in keys}, "steps": len(result.lrs), "path": str(result.path)}))
+        out(json.dumps({**{k: getattr(result, k) for k in keys}, "steps": len(result.lrs), "path": str(result.path)}))
     else:
-        print(summary_line(result))
+        out(summary_line(result))
     return 0
 
 
@@ -207,11 +208,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     result = task.evaluate(model, loader, final=True)
     pictures = _eval_pictures(task, result, args.out) + _eval_errors(task, model, loader, args)
     if args.json:
-        print(json.dumps(result))
+        out(json.dumps(result))
     else:
-        print(task.report(result, examples=len(dataset)))
+        out(task.report(result, examples=len(dataset)))
     for path in pictures:
-        print(f"wrote {path}", file=sys.stderr)
+        note(f"wrote {path}")
     return 0
 
 
@@ -351,20 +352,19 @@ def predict_folder_command(args: argparse.Namespace, model: Any, spec: Any) -> i
     from ..engine.folder_predict import PredictInterrupted, RowWriter, predict_folder
     from ..engine.training import auto_workers
     from ..model.task import create_task
-    from .output import note
 
     def stop(signum, frame):  # SIGTERM stops as Ctrl-C does: the rows so far are whole, and it says so
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    out = Path(args.out) if args.out else None
+    rows_file = Path(args.out) if args.out else None
     args.out = None  # the rows file, not the task's own --out
     options = _task_options(args, spec)
     if args.batch_size < 1 or (args.workers is not None and args.workers < 0):
         raise ZooError("--batch-size must be >= 1 and --workers >= 0")
     task = create_task(model.task, device=next(model.parameters()).device)
-    writer = RowWriter.open(out) if out else RowWriter(1, not args.json, "stdout")
-    files = out.with_name(out.stem + "_files") if out else Path("predictions_files")
+    writer = RowWriter.open(rows_file) if rows_file else RowWriter(1, not args.json, "stdout")
+    files = rows_file.with_name(rows_file.stem + "_files") if rows_file else Path("predictions_files")
     workers = auto_workers("auto", False, task.device) if args.workers is None else args.workers
     try:
         result = predict_folder(
@@ -373,8 +373,8 @@ def predict_folder_command(args: argparse.Namespace, model: Any, spec: Any) -> i
     except PredictInterrupted as exc:
         raise PredictInterrupted(f"{exc} ({writer.out})") from None
     except BaseException:
-        if out and writer.size == 0:  # nothing written: no empty file left behind
-            out.unlink(missing_ok=True)
+        if rows_file and writer.size == 0:  # nothing written: no empty file left behind
+            rows_file.unlink(missing_ok=True)
         raise
     finally:
         writer.close()
@@ -382,8 +382,8 @@ def predict_folder_command(args: argparse.Namespace, model: Any, spec: Any) -> i
     line = (
         f"predicted {result.files:,} files in {result.seconds:.1f}s ({rate:,.1f} {result.unit}/s): {result.rows:,} rows"
     )
-    if out:
-        line += f" in {out}"
+    if rows_file:
+        line += f" in {rows_file}"
     if result.skipped:
         first, why = result.skipped_first[0]
         line += f"; {result.skipped:,} unreadable file(s) skipped (first: {first}: {why})"
@@ -412,11 +412,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     results = task.predict(model, inputs, **options)
     written = task.save_predictions(model, inputs, results, **options)
     if args.json:
-        print(json.dumps(call_task(task.to_json, inputs, results, model=model)))
+        out(json.dumps(call_task(task.to_json, inputs, results, model=model)))
     else:
-        print(task.show(model, inputs, results, **options))
+        out(task.show(model, inputs, results, **options))
     for path in written:
-        print(f"wrote {path}", file=sys.stderr)
+        note(f"wrote {path}")
     return 0
 
 

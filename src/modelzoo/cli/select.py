@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from ..errors import ZooError
-from .output import note
+from .output import note, out
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*(s|sec|m|min|h)?\s*$", re.IGNORECASE)
 
@@ -32,9 +32,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     rows = compare(args.names, args.image_size, args.seconds, args.batch_size, log=None if args.json else note)
     if args.json:
-        print(json.dumps([r.to_dict() for r in rows], indent=2))
+        out(json.dumps([r.to_dict() for r in rows], indent=2))
     else:
-        print(format_table(rows))
+        out(format_table(rows))
         note(
             f"measured on this machine: MACs = FLOPs/2 of one {args.image_size}px forward; examples/s over"
             f" ~{args.seconds:g}s each at batch {args.batch_size} (random weights: they do not change speed)"
@@ -86,13 +86,13 @@ def cmd_select(args: argparse.Namespace) -> int:
 
         atomic_write_text(out / "selection.json", json.dumps(record, indent=2, default=float) + "\n")
     if args.json:
-        print(json.dumps(record, indent=2, default=float))
+        out(json.dumps(record, indent=2, default=float))
         return 0
-    print(format_selection(record))
+    out(format_selection(record))
     if validation is not None:
-        print(format_validation(validation, record))
-    print(f"wrote {', '.join(str(p) for p in paths.values())}")
-    print(f"next: zoo finetune {paths['recipe']}")
+        out(format_validation(validation, record))
+    out(f"wrote {', '.join(str(p) for p in paths.values())}")
+    out(f"next: zoo finetune {paths['recipe']}")
     return 0
 
 
