@@ -6,41 +6,12 @@ by hand with ``python -m modelzoo.testing.hubserver [--port N]``.
 
 from __future__ import annotations
 
-from .hub.answer import Answer, FileBody, HubError
-from .hub.auth import READ_TOKEN, TEST_TOKEN
-from .hub.faults import Fault
-from .hub.server import HubServer, main
-from .hub.store import (
-    COMMIT_RE,
-    GITATTRIBUTES,
-    LFS_POINTER,
-    TYPE_PLURAL,
-    URL_PREFIX,
-    Blob,
-    Commit,
-    Repo,
-    git_blob_sha1,
-)
+from .hub import *  # noqa: F403  (the package's surface is this module's)
+from .hub import __all__ as _SURFACE
+from .hub.server import main
+from .hub.store import COMMIT_RE, GITATTRIBUTES, LFS_POINTER, TYPE_PLURAL, URL_PREFIX
 
-__all__ = [
-    "COMMIT_RE",
-    "GITATTRIBUTES",
-    "LFS_POINTER",
-    "READ_TOKEN",
-    "TEST_TOKEN",
-    "TYPE_PLURAL",
-    "URL_PREFIX",
-    "Answer",
-    "Blob",
-    "Commit",
-    "Fault",
-    "FileBody",
-    "HubError",
-    "HubServer",
-    "Repo",
-    "git_blob_sha1",
-    "main",
-]
+__all__ = [*_SURFACE, "COMMIT_RE", "GITATTRIBUTES", "LFS_POINTER", "TYPE_PLURAL", "URL_PREFIX"]
 
 if __name__ == "__main__":
     main()
