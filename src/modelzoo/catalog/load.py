@@ -34,6 +34,7 @@ from .plugins import (
     entry_points,
     installed_versions,
     load_plugin,
+    normalized_name,
     plugin_fingerprint,
     plugin_info,
     plugin_timeout,
@@ -225,14 +226,12 @@ class _Owners(dict):
             from importlib import metadata
 
             self._read = True
-            self.update({t: [_normal(d) for d in dists] for t, dists in metadata.packages_distributions().items()})
+            self.update(
+                {t: [normalized_name(d) for d in dists] for t, dists in metadata.packages_distributions().items()}
+            )
             dists = {ep.dist.metadata["Name"] for ep in entry_points() if ep.dist is not None}
-            self.plugin_dists = {_normal(d) for d in dists} - {"modelzoo"}
+            self.plugin_dists = {normalized_name(d) for d in dists} - {"modelzoo"}
         return super().get(top, default)
-
-
-def _normal(dist: str) -> str:
-    return dist.lower().replace("_", "-").replace(".", "-")
 
 
 def foreign_builder(builder: str | None, info: PluginInfo, owners: dict[str, list[str]] | None = None) -> str | None:
@@ -257,7 +256,7 @@ def foreign_builder(builder: str | None, info: PluginInfo, owners: dict[str, lis
         return f"builder {builder!r} is the standard library's, not code of plugin {info.name!r}"
     owners = owners if owners is not None else _Owners()
     claimed = owners.get(top, [])
-    plugin_dists = getattr(owners, "plugin_dists", set()) | ({_normal(info.dist)} if info.dist else set())
+    plugin_dists = getattr(owners, "plugin_dists", set()) | ({normalized_name(info.dist)} if info.dist else set())
     if claimed and not set(claimed) & plugin_dists:
         return f"builder {builder!r} belongs to {', '.join(sorted(set(claimed)))}, not to plugin {info.name!r}"
     return None

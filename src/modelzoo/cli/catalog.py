@@ -111,6 +111,8 @@ def _describe(spec, cat) -> str:
     if spec.consumes:
         lines.append(f"  consumes:    {', '.join(spec.consumes)}")
     if spec.kind == "task":
+        from .engine import predict_option_flag
+
         meta = spec.task_meta
         better = "higher" if meta.higher_is_better else "lower"
         lines.append(f"  metric:      {meta.metric} ({better} is better)")
@@ -121,7 +123,7 @@ def _describe(spec, cat) -> str:
         if meta.inputs:
             lines.append(f"  inputs:      {meta.inputs}")
         for opt in meta.predict_options:
-            flag = "--" + opt.name.replace("_", "-")
+            flag = predict_option_flag(opt.name)
             default = f" (default {opt.default})" if opt.default is not None else ""
             lines.append(f"  predict:     {flag} {opt.type.upper()}  {opt.help}{default}")
     if spec.num_params:
