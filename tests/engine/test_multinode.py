@@ -25,7 +25,7 @@ import pytest
 import tomli_w
 
 from modelzoo.hub.card import build_card
-from modelzoo.testing import child_pids, clean_env, write_color_images
+from modelzoo.testing import child_pids, clean_env, free_port, write_color_images
 
 pytestmark = pytest.mark.slow
 
@@ -118,12 +118,6 @@ def summary(run: Path) -> dict:
 
 def same_metrics(want: dict, got: dict) -> bool:
     return abs(want["loss"] - got["loss"]) <= 1e-3 and abs(want["accuracy"] - got["accuracy"]) <= 1e-6
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Node:

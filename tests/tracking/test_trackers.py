@@ -6,7 +6,6 @@ run continuing the same tracker runs."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import pytest
 from modelzoo.engine.recipe import validate
 from modelzoo.engine.trainer import Interrupted, Trainer, finetune
 from modelzoo.errors import RecipeError, ZooError
-from modelzoo.testing import write_color_images
+from modelzoo.testing import free_port, write_color_images
 from modelzoo.tracking import check_backends
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -52,12 +51,6 @@ def events(logdir: Path):
     acc = EventAccumulator(str(logdir), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
     acc.Reload()
     return acc
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_tensorboard_event_files_hold_every_epoch_the_plots_and_hparams(folder, tmp_path, capsys):

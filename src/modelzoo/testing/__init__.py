@@ -34,7 +34,7 @@ from .fixtures import (
     warm_cli_env,
     zoo_env,
 )
-from .processes import child_pids, clean_env, finetune_one_and_two, hub_env, zoo_subprocess
+from .processes import child_pids, clean_env, finetune_one_and_two, free_port, hub_env, zoo_subprocess
 from .reliability import (  # noqa: F401  (pytest hooks: the RELIABILITY.md table of a run)
     pytest_addoption,
     pytest_collection_modifyitems,
@@ -52,6 +52,7 @@ __all__ = [
     "clean_env",
     "fake_site",
     "finetune_one_and_two",
+    "free_port",
     "full_catalog",
     "hub_env",
     "hub_server",

@@ -77,3 +77,12 @@ def finetune_one_and_two(recipe: Path, root: Path, env: dict[str, str] | None = 
         summaries.append(json.loads((out / "summary.json").read_text()))
     assert [s["processes"] for s in summaries] == [1, 2]
     return summaries[0], summaries[1]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (for a server or rendezvous a test starts)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
