@@ -73,18 +73,18 @@ def cmd_select(args: argparse.Namespace) -> int:
         reference=not args.no_reference,
         log=log,
     )
-    out = Path(args.out) if args.out else Path("runs") / f"select-{sel.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    paths = write_outputs(sel, out)
+    out_dir = Path(args.out) if args.out else Path("runs") / f"select-{sel.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    paths = write_outputs(sel, out_dir)
     record = selection_record(sel, paths["recipe"])
     validation = None
     if args.validate:
         from ..select.validate import validate_selection
 
-        validation = validate_selection(sel, args.validate, out, seeds=seeds, log=log)
+        validation = validate_selection(sel, args.validate, out_dir, seeds=seeds, log=log)
         record["validation"] = validation
         from ..util.files import atomic_write_text
 
-        atomic_write_text(out / "selection.json", json.dumps(record, indent=2, default=float) + "\n")
+        atomic_write_text(out_dir / "selection.json", json.dumps(record, indent=2, default=float) + "\n")
     if args.json:
         out(json.dumps(record, indent=2, default=float))
         return 0
