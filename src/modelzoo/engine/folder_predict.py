@@ -210,6 +210,9 @@ def predict_folder(
         shown = ", ".join(task.predict_extensions[:6])
         raise ZooError(f"{root} holds no input files for {task.name} models (looked for {shown}, in subfolders too)")
     images = all(e.lower() in IMAGE_EXTENSIONS for e in task.predict_extensions)
+    from .speed import inference_layout
+
+    inference_layout(model, task.device, measure_now=len(names) >= 256)  # channels_last where measured faster
     rate = _Rate(len(names), "images" if images else "files", progress)
     loader = DataLoader(
         _Files(root, names, task, model, options),
