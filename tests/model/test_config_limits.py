@@ -175,3 +175,50 @@ def test_torchvision_options_never_load_weights():
     count("files", 3)
     backbone = modelzoo.create_backbone("torchvision:mobilenet_v2", pretrained=False, dropout=0.3)
     assert backbone.info.num_features == 1280
+
+
+HEAD_SIZES = [
+    (10**9, "make a head of 67,000,000,002 parameters (at most 500,000,000)"),
+    (20_000_000, "make a head of 1,340,000,002 parameters"),
+    (-5, "negative dimension"),
+]
+
+
+@pytest.mark.attack("files")
+@pytest.mark.parametrize("hidden, fragment", HEAD_SIZES, ids=[str(h) for h, _ in HEAD_SIZES])
+def test_a_head_option_that_sizes_an_allocation_is_bounded(hidden, fragment):
+    """A head's size is measured on the meta device before anything is allocated: ``hidden = 1e9`` (5 TB)
+    and ``hidden = 2e7`` (5 GB, which the allocator grants) are one line naming the option, from a recipe's
+    head_options or a pulled config.json alike; a real size still builds."""
+    with pytest.raises(ZooError) as info:
+        modelzoo.assemble(
+            "timm:test_convnext",
+            "classification:mlp",
+            labels=["a", "b"],
+            pretrained=False,
+            head_options={"hidden": hidden},
+        )
+    one_line(info.value, "head 'mlp'", fragment)
+    model = modelzoo.assemble("timm:test_convnext", "classification:mlp", labels=["a", "b"], pretrained=False)
+    config = edited(json.loads(json.dumps(model.config)), "head.options.hidden", hidden)
+    with pytest.raises(ZooError) as info:
+        from_config(config)
+    one_line(info.value, fragment)
+
+
+def test_every_shipped_head_is_measured_on_the_meta_device():
+    """The probe must see the shipped heads (a probe that always fails would bound nothing)."""
+    from modelzoo.catalog.builders import import_builder
+    from modelzoo.catalog.lookup import catalog
+    from modelzoo.model.assembly import _meta_parameters, create_backbone
+
+    measured = []
+    for head in catalog().filter(kind="head"):
+        output = next((kind for kind in ("pooled", "pyramid") if kind in head.consumes), None)
+        if output is None:  # a text head: its backbones are the text plugin's tests' concern
+            continue
+        bb = create_backbone("timm:test_convnext", pretrained=False, output=output)
+        size = _meta_parameters(import_builder(head.builder), bb, 3, dict(head.options))
+        assert size is not None and size > 0, head.name
+        measured.append(head.name)
+    assert len(measured) >= 3, measured

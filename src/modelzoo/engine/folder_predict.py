@@ -25,6 +25,7 @@ from typing import Any
 
 from ..errors import ZooError
 from ..util.images import IMAGE_EXTENSIONS
+from ..util.text import first_line
 from .training import quiet_worker_exit
 
 FORMATS = (".csv", ".jsonl")
@@ -97,7 +98,7 @@ class _Collate:
 
 
 def _reason(exc: BaseException) -> str:
-    text = (str(exc).strip().splitlines() or [""])[0]
+    text = first_line(exc, 10_000)
     return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
 
 

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 from ..errors import ZooError
 from ..util.names import check_path_name, path_name_problem
+from ..util.text import first_line
 
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
@@ -90,7 +91,7 @@ def _dropped(exc: BaseException | None) -> BaseException | None:
 
 
 def _cut_off(exc: BaseException) -> ZooError:
-    detail = (str(exc).splitlines() or [""])[0][:100] or "no details"
+    detail = first_line(exc, 100) or "no details"
     return ZooError(
         f"the connection to the Hub at {endpoint()} was cut off mid-transfer ({type(exc).__name__}: {detail});"
         " nothing partial was kept: run the command again"
@@ -101,6 +102,45 @@ def _unreachable() -> ZooError:
     return ZooError(
         f"cannot reach the Hub at {endpoint()}; check the network (or HF_ENDPOINT), or set HF_HUB_OFFLINE=1 to use"
         " models already in the cache"
+    )
+
+
+def request_timeout() -> float:
+    """Seconds one metadata request waits for the Hub's answer: the client's own ``HF_HUB_ETAG_TIMEOUT``
+    (``huggingface_hub`` sends its API requests with no timeout at all, so a stalled server would hang)."""
+    from huggingface_hub import constants
+
+    return float(constants.HF_HUB_ETAG_TIMEOUT)
+
+
+def _timed_out(exc: BaseException | None) -> BaseException | None:
+    """The exception in ``exc``'s chain that says a server took the connection but sent no answer in time
+    (a read, write or pool timeout; a connect timeout is a Hub that cannot be reached)."""
+    seen = 0
+    while exc is not None and seen < 10:
+        names = {c.__name__ for c in type(exc).__mro__}
+        if "TimeoutException" in names and "ConnectTimeout" not in names:
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
+def _silent(exc: BaseException) -> ZooError:
+    """One line for a Hub that took the request and did not answer, naming the setting that bounded the wait."""
+    from huggingface_hub import constants
+
+    try:
+        request = exc.request  # type: ignore[attr-defined]  # httpx's exceptions carry their request
+        seconds = (request.extensions.get("timeout") or {}).get("read")
+        download = request.method == "GET" and "/resolve/" in str(request.url)
+    except (AttributeError, RuntimeError):
+        seconds, download = None, False
+    name = "HF_HUB_DOWNLOAD_TIMEOUT" if download else "HF_HUB_ETAG_TIMEOUT"
+    if not isinstance(seconds, (int, float)):
+        seconds = constants.HF_HUB_DOWNLOAD_TIMEOUT if download else constants.HF_HUB_ETAG_TIMEOUT
+    return ZooError(
+        f"the Hub at {endpoint()} took the connection but did not answer within {seconds:g} s ({name}); it is"
+        f" stalled or overloaded: try again later (or raise {name})"
     )
 
 
@@ -135,6 +175,8 @@ def hub_errors(repo_id: str, revision: str | None = None) -> Iterator[None]:
             raise _offline_miss(where) from None
         if (cut := _dropped(exc)) is not None:
             raise _cut_off(cut) from None
+        if (late := _timed_out(exc)) is not None:
+            raise _silent(late) from None
         if _is_connection_error(exc):
             raise _unreachable() from None
         raise ZooError(f"{where} could not be fetched and is not cached ({str(exc).splitlines()[0]})") from None
@@ -168,6 +210,8 @@ def hub_errors(repo_id: str, revision: str | None = None) -> Iterator[None]:
     except Exception as exc:
         if (cut := _dropped(exc)) is not None:
             raise _cut_off(cut) from None
+        if (late := _timed_out(exc)) is not None:
+            raise _silent(late) from None
         if _is_connection_error(exc):
             raise _unreachable() from None
         raise
@@ -232,8 +276,10 @@ def _check_reachable() -> None:
     from huggingface_hub.utils import get_session
 
     try:
-        get_session().head(endpoint(), timeout=10)
+        get_session().head(endpoint(), timeout=request_timeout())
     except Exception as exc:
+        if (late := _timed_out(exc)) is not None:
+            raise _silent(late) from None
         if _is_connection_error(exc):
             raise _unreachable() from None
         raise

@@ -14,8 +14,9 @@ from ..catalog.builders import import_builder
 from ..catalog.lookup import catalog, infer_task
 from ..catalog.specs import Spec
 from ..errors import ZooError
+from ..util.text import first_line
 from .backbone import Backbone
-from .limits import check_outputs, check_preprocess
+from .limits import check_head_size, check_outputs, check_preprocess
 from .task import TaskModel
 
 CONFIG_FORMAT = 1
@@ -102,6 +103,36 @@ def _plain(value: Any, depth: int = 0) -> bool:
     return False
 
 
+def _meta_parameters(builder: Any, backbone: Backbone, num_classes: int, options: dict[str, Any]) -> int | None:
+    """The parameters the head would have, built on the meta device (nothing allocated); None when the
+    builder cannot be built there (it runs the backbone on a real tensor, say): the real build decides."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            module = builder(backbone, num_classes, **options)
+        own = {id(p) for p in backbone.parameters()}  # a head that wraps the backbone: count only its own
+        return sum(p.numel() for p in module.parameters() if id(p) not in own)
+    except Exception:  # a probe: any failure leaves the decision to the real build
+        return None
+
+
+def build_head(builder: Any, backbone: Backbone, num_classes: int, options: dict[str, Any], what: str) -> Any:
+    """The head, after its size was bounded on the meta device (:func:`modelzoo.model.limits.check_head_size`):
+    an option such as ``hidden = 1e9`` is one line, never a 5 TB allocation or an out-of-memory kill."""
+    size = _meta_parameters(builder, backbone, num_classes, options)
+    if size is not None:
+        check_head_size(size, what, options)
+    try:
+        return builder(backbone, num_classes, **options)
+    except (TypeError, ValueError) as exc:
+        raise ZooError(f"{what}: {first_line(exc)} (check model.head_options)") from None
+    except RuntimeError as exc:
+        if "dimension" not in str(exc) and "allocate" not in str(exc):
+            raise
+        raise ZooError(f"{what}: {first_line(exc)} (check model.head_options)") from None
+
+
 def _check_pairing(backbone: Spec, head: Spec) -> str:
     shared = [kind for kind in head.consumes if kind in backbone.outputs]
     if not shared:
@@ -158,10 +189,7 @@ def assemble(
     head_opts = {**head_spec.options, **(head_options or {})}
     head_builder = import_builder(head_spec.builder or "")
     check_options(head_builder, head_opts, f"head {head_spec.name!r}", skip=2)
-    try:
-        head_module = head_builder(bb, num_classes, **head_opts)
-    except TypeError as exc:
-        raise ZooError(f"head {head_spec.name!r}: {exc} (check model.head_options)") from None
+    head_module = build_head(head_builder, bb, num_classes, head_opts, f"head {head_spec.name!r}")
     config = {
         "format": CONFIG_FORMAT,
         "library": "modelzoo",

@@ -24,6 +24,9 @@ MAX_SIDE = 4096
 #: MAX_RESIZE pixels (a crop_pct of 0.0001 once asked for 307 GB); timm's own configs go up to 1.15
 CROP_LOW, CROP_HIGH = 0.05, 1.5
 MAX_RESIZE = 2 * MAX_SIDE
+#: the most parameters a head may have (2 GB of float32): far above any real head (a detector's is tens
+#: of millions), far below what an option like ``hidden = 1e9`` would ask the allocator for
+MAX_HEAD_PARAMETERS = 500_000_000
 
 
 def _number(value: Any) -> bool:
@@ -113,4 +116,23 @@ def check_preprocess(preprocess: Any, where: str = "config.json") -> dict[str, A
     return preprocess
 
 
-__all__ = ["MAX_LABEL_CHARS", "MAX_OUTPUTS", "MAX_SIDE", "check_label", "check_outputs", "check_preprocess"]
+def check_head_size(parameters: int, what: str, options: dict[str, Any]) -> None:
+    """A head's parameter count (measured on the meta device, before anything is allocated) is bounded."""
+    if parameters > MAX_HEAD_PARAMETERS:
+        shown = ", ".join(f"{k} = {v!r:.20}" for k, v in options.items()) or "its defaults"
+        raise ZooError(
+            f"{what}: {shown} make a head of {parameters:,} parameters (at most {MAX_HEAD_PARAMETERS:,});"
+            " lower model.head_options (or the config.json that set them)"
+        )
+
+
+__all__ = [
+    "MAX_HEAD_PARAMETERS",
+    "MAX_LABEL_CHARS",
+    "MAX_OUTPUTS",
+    "MAX_SIDE",
+    "check_head_size",
+    "check_label",
+    "check_outputs",
+    "check_preprocess",
+]

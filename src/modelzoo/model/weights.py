@@ -18,6 +18,7 @@ from pathlib import Path
 from ..catalog.specs import PretrainedTag, Spec
 from ..errors import ZooError
 from ..util.files import atomic_write, sha256_file
+from ..util.text import first_line
 
 
 class SourceUnavailable(Exception):
@@ -214,7 +215,7 @@ def load_state_dict(path: Path) -> dict:
         try:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError) as exc:
-            detail = (str(exc).splitlines() or [""])[0][:120]
+            detail = first_line(exc, 120)
             raise ZooError(f"weights {path} are not a readable safetensors file ({detail}); fetch them again") from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..util.files import atomic_write_text
+from ..util.text import first_line
 from .base import RunInfo, Tracker, flatten
 from .registry import build_tracker, parse_backends, tracker_specs
 
@@ -137,7 +138,7 @@ class Tracking:
         except KeyboardInterrupt:
             raise
         except BaseException as exc:
-            detail = (str(exc).strip().splitlines() or [""])[0][:200]
+            detail = first_line(exc)
             self.trainer.warn(
                 f"tracker {name} failed ({type(exc).__name__}{': ' + detail if detail else ''}); the run goes on"
                 " without it"

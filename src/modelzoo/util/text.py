@@ -1,4 +1,5 @@
-"""Text for people: the one aligned-table formatter every listing and report uses."""
+"""Text for people: the one aligned-table formatter every listing and report uses, terminal escaping,
+and the first line of an error for one-line messages."""
 
 from __future__ import annotations
 
@@ -29,3 +30,9 @@ def escape_lines(text: str) -> str:
     """Text of several lines made safe for a terminal: control characters other than newline and tab
     are written as ``\\xNN`` (an ANSI escape in a label prints as text, not as a colour)."""
     return text.translate(_KEEP_LINES)
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message, at most ``limit`` characters ("" when it has none):
+    what a one-line error quotes of a library's multi-line one."""
+    return (str(exc).strip().splitlines() or [""])[0][:limit]
