@@ -24,7 +24,7 @@ MAX_SIDE = 4096
 #: MAX_RESIZE pixels (a crop_pct of 0.0001 once asked for 307 GB); timm's own configs go up to 1.15
 CROP_LOW, CROP_HIGH = 0.05, 1.5
 MAX_RESIZE = 2 * MAX_SIDE
-#: the most parameters a head may have (2 GB of float32): far above any real head (a detector's is tens
+#: the most parameters a head may have (2 GB of float32): far above any real head (the shipped ones have tens
 #: of millions), far below what an option like ``hidden = 1e9`` would ask the allocator for
 MAX_HEAD_PARAMETERS = 500_000_000
 
