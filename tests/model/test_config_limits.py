@@ -4,6 +4,7 @@ builder declares safe (never ``checkpoint_path=...`` into timm). Each refusal is
 
 from __future__ import annotations
 
+import functools
 import json
 import pickle
 from pathlib import Path
@@ -178,8 +179,8 @@ def test_torchvision_options_never_load_weights():
 
 
 HEAD_SIZES = [
-    (10**9, "make a head of 67,000,000,002 parameters (at most 500,000,000)"),
-    (20_000_000, "make a head of 1,340,000,002 parameters"),
+    (10**9, "make 67,000,000,002 parameters (at most 500,000,000); lower model.head_options"),
+    (20_000_000, "make 1,340,000,002 parameters"),
     (-5, "negative dimension"),
 ]
 
@@ -210,7 +211,7 @@ def test_every_shipped_head_is_measured_on_the_meta_device():
     """The probe must see the shipped heads (a probe that always fails would bound nothing)."""
     from modelzoo.catalog.builders import import_builder
     from modelzoo.catalog.lookup import catalog
-    from modelzoo.model.assembly import _meta_parameters, create_backbone
+    from modelzoo.model.assembly import create_backbone, meta_parameters
 
     measured = []
     for head in catalog().filter(kind="head"):
@@ -218,7 +219,20 @@ def test_every_shipped_head_is_measured_on_the_meta_device():
         if output is None:  # a text head: its backbones are the text plugin's tests' concern
             continue
         bb = create_backbone("timm:test_convnext", pretrained=False, output=output)
-        size = _meta_parameters(import_builder(head.builder), bb, 3, dict(head.options))
+        build = functools.partial(import_builder(head.builder), bb, 3, **head.options)
+        size = meta_parameters(build, shared=bb)
         assert size is not None and size > 0, head.name
         measured.append(head.name)
     assert len(measured) >= 3, measured
+
+
+@pytest.mark.attack("files")
+def test_a_backbone_option_that_sizes_an_allocation_is_bounded():
+    """A ViT's ``img_size`` sizes its position table: 100,000 px asks ViT-B for 30 billion parameters. Built with
+    options from a recipe or a pulled config, a backbone is measured on the meta device first: one line."""
+    with pytest.raises(ZooError) as info:
+        modelzoo.assemble(
+            "timm:vit_base_patch16_224", "classification:linear", labels=["a", "b"], pretrained=False,
+            backbone_options={"img_size": 100_000},
+        )  # fmt: skip
+    one_line(info.value, "img_size = 100000 make 30,", "lower model.backbone_options")

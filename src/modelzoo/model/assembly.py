@@ -16,7 +16,7 @@ from ..catalog.specs import Spec
 from ..errors import ZooError
 from ..util.text import first_line
 from .backbone import Backbone
-from .limits import check_head_size, check_outputs, check_preprocess
+from .limits import MAX_BACKBONE_PARAMETERS, MAX_HEAD_PARAMETERS, check_outputs, check_preprocess, check_size
 from .task import TaskModel
 
 CONFIG_FORMAT = 1
@@ -41,8 +41,13 @@ def create_backbone(
     if pretrained:
         tag = spec.tag(pretrained if isinstance(pretrained, str) else name_tag)
     builder = import_builder(spec.builder or "")
-    options = {**spec.options, **options}
-    check_options(builder, options, f"backbone {spec.name!r}", skip=1, reserved=("output", "pretrained"))
+    given, options = options, {**spec.options, **options}
+    what = f"backbone {spec.name!r}"
+    check_options(builder, options, what, skip=1, reserved=("output", "pretrained"))
+    if given:  # options from a recipe or a pulled config.json: bounded before the real build allocates
+        size = meta_parameters(lambda: builder(spec, output=output, pretrained=None, **options))
+        if size is not None:
+            check_size(size, MAX_BACKBONE_PARAMETERS, what, given, "model.backbone_options")
     try:
         backbone = builder(spec, output=output, pretrained=tag, **options)
     except TypeError as exc:
@@ -103,15 +108,16 @@ def _plain(value: Any, depth: int = 0) -> bool:
     return False
 
 
-def _meta_parameters(builder: Any, backbone: Backbone, num_classes: int, options: dict[str, Any]) -> int | None:
-    """The parameters the head would have, built on the meta device (nothing allocated); None when the
-    builder cannot be built there (it runs the backbone on a real tensor, say): the real build decides."""
+def meta_parameters(build: Any, shared: Any = None) -> int | None:
+    """The parameters of the module ``build()`` makes, built on the meta device (nothing allocated; the
+    parameters of ``shared``, a module it wraps, not counted); None when it cannot be built there (it runs
+    a model on a real tensor, say): then the real build decides."""
     import torch
 
     try:
         with torch.device("meta"):
-            module = builder(backbone, num_classes, **options)
-        own = {id(p) for p in backbone.parameters()}  # a head that wraps the backbone: count only its own
+            module = build()
+        own = {id(p) for p in shared.parameters()} if shared is not None else set()
         return sum(p.numel() for p in module.parameters() if id(p) not in own)
     except Exception:  # a probe: any failure leaves the decision to the real build
         return None
@@ -120,9 +126,9 @@ def _meta_parameters(builder: Any, backbone: Backbone, num_classes: int, options
 def build_head(builder: Any, backbone: Backbone, num_classes: int, options: dict[str, Any], what: str) -> Any:
     """The head, after its size was bounded on the meta device (:func:`modelzoo.model.limits.check_head_size`):
     an option such as ``hidden = 1e9`` is one line, never a 5 TB allocation or an out-of-memory kill."""
-    size = _meta_parameters(builder, backbone, num_classes, options)
+    size = meta_parameters(lambda: builder(backbone, num_classes, **options), shared=backbone)
     if size is not None:
-        check_head_size(size, what, options)
+        check_size(size, MAX_HEAD_PARAMETERS, what, options, "model.head_options")
     try:
         return builder(backbone, num_classes, **options)
     except (TypeError, ValueError) as exc:

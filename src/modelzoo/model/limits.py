@@ -27,6 +27,9 @@ MAX_RESIZE = 2 * MAX_SIDE
 #: the most parameters a head may have (2 GB of float32): far above any real head (the shipped ones have tens
 #: of millions), far below what an option like ``hidden = 1e9`` would ask the allocator for
 MAX_HEAD_PARAMETERS = 500_000_000
+#: the most parameters a backbone built with options from a recipe or a config may have (16 GB of float32;
+#: the largest catalog architectures have under 2 billion)
+MAX_BACKBONE_PARAMETERS = 4_000_000_000
 
 
 def _number(value: Any) -> bool:
@@ -116,23 +119,25 @@ def check_preprocess(preprocess: Any, where: str = "config.json") -> dict[str, A
     return preprocess
 
 
-def check_head_size(parameters: int, what: str, options: dict[str, Any]) -> None:
-    """A head's parameter count (measured on the meta device, before anything is allocated) is bounded."""
-    if parameters > MAX_HEAD_PARAMETERS:
+def check_size(parameters: int, limit: int, what: str, options: dict[str, Any], table: str) -> None:
+    """A module's parameter count (measured on the meta device, before anything is allocated) is bounded;
+    the line names the options that made it and the recipe table they come from."""
+    if parameters > limit:
         shown = ", ".join(f"{k} = {v!r:.20}" for k, v in options.items()) or "its defaults"
         raise ZooError(
-            f"{what}: {shown} make a head of {parameters:,} parameters (at most {MAX_HEAD_PARAMETERS:,});"
-            " lower model.head_options (or the config.json that set them)"
+            f"{what}: {shown} make {parameters:,} parameters (at most {limit:,}); lower {table}"
+            " (or the config.json that set them)"
         )
 
 
 __all__ = [
+    "MAX_BACKBONE_PARAMETERS",
     "MAX_HEAD_PARAMETERS",
     "MAX_LABEL_CHARS",
     "MAX_OUTPUTS",
     "MAX_SIDE",
-    "check_head_size",
     "check_label",
     "check_outputs",
     "check_preprocess",
+    "check_size",
 ]
