@@ -16,6 +16,9 @@ on the CPU. One "epoch" is what each side does per epoch:
 ``--vs-old`` instead puts the engine with today's settings beside the engine with the old ones
 (NCHW everywhere off CUDA, torch's default threads = every core of the machine), epoch for epoch in one
 process: the gain of the measured settings (the target is >= 2x on a CPU with channels_last kernels).
+With ``--recipe``, the recipe's last stage (the default recipe's fine-tune stage) runs whole both
+ways, the new side with the frozen-layer cache (:mod:`modelzoo.engine.prefixcache`; its one pass per
+stage is counted), the old side recomputing the frozen layers every batch: seconds per epoch.
 The OpenMP wait policy cannot change inside one process; bench/two_runs.py measures it (two runs at once).
 
 The two are measured side by side in one process, interleaved (A B B A ...) after one untimed warm-up
@@ -31,6 +34,7 @@ shrinks as epochs grow (a few hundred images per epoch on 2 slow cores makes it 
     python bench/engine_speed.py                  # ~2-3 min on 2 slow CPU cores
     python bench/engine_speed.py --repeats 3 --train 128 --check
     python bench/engine_speed.py --vs-old --repeats 4
+    python bench/engine_speed.py --vs-old --repeats 2 --recipe zoo/effnet-lite0-fashion-mnist.toml
 """
 
 from __future__ import annotations
@@ -125,9 +129,15 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=10, help="timed epochs per side (interleaved)")
     parser.add_argument("--check", action="store_true", help=f"exit 1 if the median ratio exceeds {TARGET}")
     parser.add_argument("--vs-old", action="store_true", help="the engine with the old settings vs the new ones")
+    parser.add_argument(
+        "--recipe",
+        type=Path,
+        help="with --vs-old: time this recipe's last stage, whole (e.g. zoo/effnet-lite0-fashion-mnist.toml)",
+    )
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="with --recipe: overrides")
     args = parser.parse_args()
     if args.vs_old:
-        return vs_old(args)
+        return vs_old_recipe(args) if args.recipe else vs_old(args)
 
     from modelzoo import assemble
     from modelzoo.engine.trainer import Trainer
@@ -226,6 +236,62 @@ def vs_old(args: argparse.Namespace) -> int:
             ratios.append(o / n)
             print(f"  pair {i + 1}: old {o:6.2f} s   new {n:6.2f} s   old/new {ratios[-1]:.2f}x", flush=True)
     print(f"median speed-up of the measured settings over the old ones: {statistics.median(ratios):.2f}x")
+    return 0
+
+
+def vs_old_recipe(args: argparse.Namespace) -> int:
+    """The last stage of ``args.recipe`` (the default recipe's fine-tune stage: its data, epochs and
+    settings) run whole by the engine with the old settings (NCHW, every core as threads, the frozen
+    layers recomputed every batch) and with today's (measured layout and threads, the frozen-layer cache,
+    whose one pass per stage is counted), alternating; seconds per epoch and the median ratio."""
+    import os
+
+    from modelzoo.engine.recipe import load_recipe
+    from modelzoo.engine.speed import adopt
+    from modelzoo.engine.trainer import Trainer
+
+    recipe = load_recipe(args.recipe, ["device=cpu", *args.set])
+    si, stage = len(recipe.stages) - 1, recipe.stages[-1]
+    with tempfile.TemporaryDirectory(prefix="zoo-bench-") as tmp:
+        new = Trainer(recipe, Path(tmp) / "new", quiet=True)
+        new.setup()
+        new_threads = torch.get_num_threads()
+        old = Trainer(recipe, Path(tmp) / "old", quiet=True)
+        old.setup()
+        adopt(old, False, None)  # the old rule off CUDA: NCHW, fp32
+        old.frozen_prefix = lambda *a, **k: None  # the old engine ran the frozen layers every batch
+        planned = new.frozen_prefix
+        used: list[bool] = []
+
+        def watched(*a, **k):
+            found = planned(*a, **k)
+            used.append(found is not None)
+            return found
+
+        new.frozen_prefix = watched
+        old_threads = os.cpu_count() or 1  # torch's default: every core of the machine
+        print(f"{args.recipe.name}: stage {si} {stage.name!r}, {stage.epochs} epoch(s), train = {stage.train!r}")
+        print(f"new: {new.speed.line()}, frozen-layer cache\nold: cpu, {old_threads} threads, contiguous, fp32")
+
+        def run(t: Trainer, threads: int) -> float:
+            torch.set_num_threads(threads)
+            start = time.perf_counter()
+            t.run_stage(si, stage, None, 0)
+            return (time.perf_counter() - start) / stage.epochs
+
+        ratios = []
+        for i in range(args.repeats):  # alternating order (A B, B A, ...): drift hits both sides alike
+            o, n = (run(old, old_threads), run(new, new_threads)) if i % 2 == 0 else (None, None)
+            if o is None:
+                n = run(new, new_threads)
+                o = run(old, old_threads)
+            ratios.append(o / n)
+            print(
+                f"  pair {i + 1}: old {o:6.2f} s/epoch   new {n:6.2f} s/epoch   old/new {ratios[-1]:.2f}x", flush=True
+            )
+    print(
+        f"median speed-up of a {args.recipe.stem} fine-tune epoch over the old engine: {statistics.median(ratios):.2f}x"
+    )
     return 0
 
 

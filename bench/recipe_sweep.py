@@ -49,6 +49,7 @@ RECIPE = ROOT / "zoo" / "effnet-lite0-fashion-mnist.toml"
 #: the linear probe's inverse regularisation strengths (on standardised features), tried on the hold-out
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 
+LS = "data.label_smoothing=0.1"
 HEAD = {"name": "head", "train": "head", "epochs": 5, "lr": 3e-3, "schedule": "cosine"}
 
 
@@ -104,7 +105,7 @@ ARMS: dict[str, dict[str, dict[str, Any]]] = {
         "scratch": {"set": ["model.pretrained=false"]},  # the recipe from random weights
         # 2026-12-05, with the engine's speed settings and the new recipe options (issue 26)
         "l3x8": {"stages": [HEAD, ft(epochs=8, lr=2e-3)]},
-        "l3x8-ls": {"stages": [HEAD, ft(epochs=8, lr=2e-3)], "set": ["data.label_smoothing=0.1"]},
+        "l3x8-ls": {"stages": [HEAD, ft(epochs=8, lr=2e-3)], "set": [LS]},
         "l3x8-ema": {"stages": [HEAD, ft(epochs=8, lr=2e-3, ema_decay=0.995)]},
         "l3x8-ta": {
             "stages": [HEAD, ft(epochs=8, lr=2e-3, augment=True)],
@@ -115,6 +116,10 @@ ARMS: dict[str, dict[str, dict[str, Any]]] = {
         "l5x6": {"stages": [HEAD, ft("last:5", epochs=6, lr=2e-3)]},
         "allx5": {"stages": [HEAD, ft("all", epochs=5, lr=2e-3)]},
         "80px-l3x5": {"stages": [HEAD, ft(epochs=5, lr=2e-3)], "set": ["data.image_size=80"]},
+        "n6000-l3x3-ls": {"stages": [HEAD, ft(epochs=3, lr=2e-3)], "set": ["data.train_limit=6000", LS]},
+        "n6000-l3x4-ls": {"stages": [HEAD, ft(epochs=4, lr=2e-3)], "set": ["data.train_limit=6000", LS]},
+        "n8000-l3x3-ls": {"stages": [HEAD, ft(epochs=3, lr=2e-3)], "set": ["data.train_limit=8000", LS]},
+        "n5000-l3x4-ls": {"stages": [HEAD, ft(epochs=4, lr=2e-3)], "set": ["data.train_limit=5000", LS]},
     },
     "minilm-rotten-tomatoes": {
         "linear-probe": {"probe": 0.03},

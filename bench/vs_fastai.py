@@ -6,7 +6,9 @@ Both sides train EfficientNet-Lite0 from the *same* packaged ImageNet weights (P
 recipe's size, grey to RGB, the weights' mean/std). modelzoo runs ``zoo/effnet-lite0-fashion-mnist.toml``
 as written; fastai builds what its ``vision_learner`` builds for a timm architecture (``TimmBody`` +
 its default head: concat pooling, BatchNorm, dropout, two linear layers; ``default_split``,
-``train_bn=True``) and runs ``learn.fine_tune(n)`` with its defaults (1 frozen epoch, then ``n``
+``train_bn=True``), in channels_last (``learn.to_channelslast(use_amp=False)``: the faster memory
+format on this CPU, as modelzoo measures and picks for itself; ``--fastai-nchw`` leaves fastai's
+default) and runs ``learn.fine_tune(n)`` with its defaults (1 frozen epoch, then ``n``
 unfrozen one-cycle epochs, ``base_lr`` 2e-3, Adam) for each ``n`` of ``--epochs``. No augmentation
 on either side.
 
@@ -24,7 +26,7 @@ It runs only where fastai is importable and prints a skip line otherwise (exit 0
 of CI. fastai pins its own torch, so install it in a throw-away environment layered over this one
 (a virtualenv whose ``.pth`` adds this environment's site-packages, as ``modelzoo.testing.PluginEnv``
 does) with ``pip install --no-deps fastai==2.8.12 fastcore fasttransform plum-dispatch "fastprogress<1.1"
-fastdownload pandas ...``, and run the bench with that environment's python. Time only on an idle machine.
+fastdownload beartype``, and run the bench with that environment's python. Time only on an idle machine.
 
     python bench/vs_fastai.py                  # recipe + fine_tune(1, 2, 4, 8): ~15 min on 2 idle cores
     python bench/vs_fastai.py --epochs 1,2
@@ -78,8 +80,9 @@ def same_data(recipe: Path, out: Path, overrides: list[str]):
     return tensors, trainer.model.backbone.model, len(task.labels)
 
 
-def run_fastai(recipe: Path, out: Path, overrides: list[str], epochs: int) -> dict[str, Any]:
+def run_fastai(recipe: Path, out: Path, overrides: list[str], epochs: int, channels_last: bool) -> dict[str, Any]:
     import torch
+    from fastai.callback.channelslast import ChannelsLast  # noqa: F401  (patches Learner.to_channelslast)
     from fastai.callback.schedule import fine_tune  # noqa: F401  (patches Learner.fine_tune)
     from fastai.data.core import DataLoaders
     from fastai.data.load import DataLoader
@@ -100,6 +103,8 @@ def run_fastai(recipe: Path, out: Path, overrides: list[str], epochs: int) -> di
     body = TimmBody(timm_model, pretrained=True, cut=None, n_in=3)  # what vision_learner builds for timm
     model = add_head(body, body.model.num_features, classes, pool=body.needs_pool)
     learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(), metrics=accuracy, splitter=default_split)
+    if channels_last:  # fastai's own switch; no AMP: bf16 autocast is slower on this CPU, fp16 is for CUDA
+        learn.to_channelslast(use_amp=False)
     learn.freeze()
     with learn.no_bar(), learn.no_logging():
         learn.fine_tune(epochs)
@@ -112,7 +117,7 @@ def child(args: argparse.Namespace) -> int:
     if args.child == "modelzoo":
         result = run_modelzoo(args.recipe, out, args.set)
     else:
-        result = run_fastai(args.recipe, out, args.set, args.fastai_epochs)
+        result = run_fastai(args.recipe, out, args.set, args.fastai_epochs, not args.fastai_nchw)
     print("RESULT " + json.dumps(result))
     return 0
 
@@ -125,6 +130,7 @@ def load1() -> float:
 def spawn(kind: str, args: argparse.Namespace, out: Path, epochs: int = 0) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", kind, "--recipe", str(args.recipe), "--out", str(out)]
     cmd += ["--fastai-epochs", str(epochs), *(f"--set={s}" for s in args.set)]
+    cmd += ["--fastai-nchw"] if args.fastai_nchw else []
     env = cold_feature_cache(out.parent / f"cache-{out.name}")  # no features left by an earlier run
     before = load1()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -174,6 +180,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="keep the run folders here (default: a temporary folder)")
     parser.add_argument("--child", choices=("modelzoo", "fastai"), help=argparse.SUPPRESS)
     parser.add_argument("--fastai-epochs", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--fastai-nchw", action="store_true", help="fastai without channels_last (its default; slower on this CPU)"
+    )
     args = parser.parse_args()
     if args.child:
         return child(args)

@@ -15,6 +15,7 @@ rank 0 writes the run folder. Checkpoints hold the plain model, so a run resumes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -276,9 +277,13 @@ class Trainer:
         lr = stage.lr or r.optimizer.lr
         decay = stage.layer_decay if stage.layer_decay is not None else r.optimizer.layer_decay
         opt = make_optimizer(r, param_groups(self.model, self.groups, lr, r.optimizer.weight_decay, decay))
+        prefix = None if use_cache or frozen or augmenting else self.frozen_prefix(trainable, stage)
         if use_cache:
             train_feats, train_y, val_feats, val_y = self.cached_features(si)
             train_set = FeatureSet(train_feats, train_y)
+        elif prefix is not None:
+            prefix, train_set, val_set = prefix
+            val_loader = self.loader(val_set, shuffle=False)
         else:
             train_set = a.dataset("train", augment=stage.augment)
             val_loader = self.loader(a.dataset("val"), shuffle=False)
@@ -296,21 +301,31 @@ class Trainer:
                     " delete it to restart the run"
                 ) from None
         what = "head" if frozen else f"head + {', '.join(trainable)}"
-        cache_note = " on cached features" if use_cache else ""
+        cache_note = " on cached features" if use_cache else f" on cached {prefix.group} inputs" if prefix else ""
         self.log(
             f"stage {si} {stage.name!r}: train {what}{cache_note} ({n_train:,} params), {stage.epochs} epoch(s), lr {lr:g}"
         )
-        metric = a.metric
         self.keeper = StageKeeper.for_stage(self, si, stage, state if start_epoch > 0 else None)
-        for epoch in range(start_epoch, stage.epochs):
+        if use_cache:
+            validate = lambda: a.evaluate_features(self.model, val_feats, val_y)  # noqa: E731
+        else:
+            validate = lambda: self.evaluate(val_loader)  # noqa: E731
+        with prefix.skipping() if prefix else contextlib.nullcontext():  # the frozen layers below run no more
+            self.epochs(si, stage, start_epoch, train_set, validate, opt, sched, use_cache)
+
+    def epochs(self, si: int, stage: StageCfg, start: int, train_set, validate, opt, sched, use_cache: bool) -> None:
+        """Train stage ``si`` from epoch ``start`` on; ``validate()`` gives each epoch's metrics."""
+        seed, metric = self.recipe.seed, self.task.metric
+        for epoch in range(start, stage.epochs):
             t0 = time.perf_counter()
-            torch.manual_seed(epoch_seed(r.seed, si, epoch))
-            loader = self.loader(train_set, shuffle=True, seed=epoch_seed(r.seed, si, epoch), everything=use_cache)
+            torch.manual_seed(epoch_seed(seed, si, epoch))
+            loader = self.loader(train_set, shuffle=True, seed=epoch_seed(seed, si, epoch), everything=use_cache)
             train_loss = self.train_epoch(
-                loader, opt, sched, use_cache, frozen, f"  epoch {epoch + 1}/{stage.epochs}", stage.freeze_bn_stats
-            )
+                loader, opt, sched, use_cache, not self.stage_groups[si], f"  epoch {epoch + 1}/{stage.epochs}",
+                stage.freeze_bn_stats,
+            )  # fmt: skip
             with self.keeper.evaluated():  # the moving average's weights, when the stage keeps one
-                val = a.evaluate_features(self.model, val_feats, val_y) if use_cache else self.evaluate(val_loader)
+                val = validate()
             row = {
                 "stage": si,
                 "stage_name": stage.name,
@@ -337,6 +352,24 @@ class Trainer:
                 self.log(note)
             if stop:
                 break
+
+    def frozen_prefix(self, trainable: list[str], stage: StageCfg):
+        """``(prefix, train set, val set)`` of the frozen-prefix cache for this stage, or None (it says
+        why when it could apply): see :mod:`.prefixcache`."""
+        from . import prefixcache
+
+        a = self.task
+        if a.batch_input is None or not self.feature_cache or self.recipe.compile or self.world.distributed:
+            return None  # the task does not allow it; compiled and multi-process stages run the full model
+        probe = next(iter(self.loader(a.dataset("train"), shuffle=False)), None)
+        prefix, why = (
+            prefixcache.plan(self, trainable, stage.freeze_bn_stats, a.to_device(probe)) if probe else (None, "")
+        )
+        sets = [prefixcache.cached_split(self, prefix, split) for split in ("train", "val")] if prefix else []
+        if prefix is None or any(s is None for s in sets):
+            self.log(f"  the frozen layers run every epoch: {why or 'their outputs would not fit the memory limit'}")
+            return None
+        return prefix, sets[0], sets[1]
 
     def feature_key(self) -> str:
         """What makes cached features valid: the backbone's weights right now, its preprocessing,

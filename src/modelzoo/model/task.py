@@ -107,6 +107,12 @@ class Task(TaskUse):
     #: when several processes train a model, DistributedDataParallel must look for parameters a step
     #: leaves unused (heads a batch does not reach); it costs a graph traversal per step, so it is opt-in
     ddp_find_unused_parameters: ClassVar[bool] = False
+    #: the position of the model's input in this task's training and validation batches (tuples of
+    #: tensors, one row per example, as the default collate stacks them), or None. Set, it lets a stage
+    #: that fine-tunes the last layer groups without augmenting train on the frozen layers' outputs,
+    #: computed once (:mod:`modelzoo.engine.prefixcache`): the other positions are kept as they are, and
+    #: :meth:`loss` and :meth:`evaluate` get batches with the input replaced by those outputs
+    batch_input: ClassVar[int | None] = None
 
     def __init__(
         self,

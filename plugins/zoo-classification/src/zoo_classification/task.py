@@ -62,6 +62,7 @@ class ImageData(DataConfig):
 class ImageClassification(ClassificationTask):
     Data = ImageData
     augment_presets = PRESETS
+    batch_input = 0  # batches are (images, labels): a partial fine-tune trains on the frozen layers' outputs
 
     @classmethod
     def validate_data(cls, data: ImageData, recipe: Any) -> None:
