@@ -61,6 +61,7 @@ class MultiLabelClassification(Task):
     Data = MultiLabelData
     feature_cache = True
     augment_presets = AUGMENTS
+    batch_input = 0  # batches are (images, multi-hot targets): a partial fine-tune trains on the frozen layers' outputs
 
     @classmethod
     def starter_data(cls, path: Path) -> dict[str, Any] | None:
