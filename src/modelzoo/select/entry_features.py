@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..engine.prefixcache import entry_module
 from ..engine.training import backbone_groups, select_groups
 
 
@@ -47,25 +48,13 @@ def entry_point(model: nn.Module, recipe) -> Entry | None:
     """Where the recipe's training starts, or None when there is nothing frozen below it (a recipe
     that trains everything or only the head) or no single module holds that group alone."""
     groups = backbone_groups(model)
-    names = [g for g, _ in groups]
     trained: set[str] = set()
     for i, stage in enumerate(recipe.stages):
         trained.update(select_groups(stage.train, groups, f"stages[{i}]"))
-    if not trained:
+    found = entry_module(model, groups, sorted(trained))
+    if found is None:
         return None
-    first = min(names.index(g) for g in trained)
-    if first == 0:
-        return None
-    group, params = groups[first]
-    path = _common_module(params)
-    if not path:
-        return None
-    module = model.get_submodule(path)
-    if isinstance(module, (nn.ModuleList, nn.ModuleDict)):
-        return None  # a container is never called itself: no hook on it would fire
-    later = {p for _, ps in groups[first:] for p in ps}
-    if any(f"{path}.{name}" not in later for name, _ in module.named_parameters()):
-        return None  # the module also holds frozen layers: its input is not where training starts
+    group, path, module = found
     return Entry(group, path, module, input_width(module))
 
 
@@ -81,17 +70,6 @@ def input_width(module: nn.Module) -> int | None:
         if isinstance(layer, nn.modules.batchnorm._BatchNorm):
             return int(layer.num_features)
     return None
-
-
-def _common_module(params: list[str]) -> str:
-    """The deepest module path that contains every parameter of ``params``."""
-    parts = [p.split(".")[:-1] for p in params]
-    common: list[str] = []
-    for bits in zip(*parts):
-        if any(b != bits[0] for b in bits):
-            break
-        common.append(bits[0])
-    return ".".join(common)
 
 
 def pool(x: torch.Tensor, channels: int | None) -> torch.Tensor | None:
