@@ -200,41 +200,55 @@ def main() -> int:
     return 1 if args.check and ratio > TARGET else 0
 
 
-def vs_old(args: argparse.Namespace) -> int:
-    """The engine with the old settings (NCHW, every core of the machine as threads) beside the engine with
-    the measured ones, alternating epochs in one process; the median ratio old / new."""
+def old_and_new(recipe, tmp: str):
+    """Two trainers of ``recipe``: ``new`` with the measured settings, ``old`` with the old rule off CUDA
+    (NCHW, fp32, torch's default threads: every core of the machine, the frozen layers run every batch)."""
     import os
 
     from modelzoo.engine.speed import adopt
     from modelzoo.engine.trainer import Trainer
 
+    new = Trainer(recipe, Path(tmp) / "new", quiet=True)
+    new.setup()
+    new.threads = torch.get_num_threads()
+    old = Trainer(recipe, Path(tmp) / "old", quiet=True)
+    old.setup()
+    adopt(old, False, None)
+    old.frozen_prefix = lambda *a, **k: None
+    old.threads = os.cpu_count() or 1
+    return old, new
+
+
+def alternate(run_old, run_new, repeats: int, unit: str) -> list[float]:
+    """``repeats`` pairs in alternating order (A B, B A, ...: drift hits both sides alike); old / new ratios."""
+    ratios = []
+    for i in range(repeats):
+        if i % 2 == 0:
+            o = run_old()
+            n = run_new()
+        else:
+            n = run_new()
+            o = run_old()
+        ratios.append(o / n)
+        print(f"  pair {i + 1}: old {o:6.2f} {unit}   new {n:6.2f} {unit}   old/new {ratios[-1]:.2f}x", flush=True)
+    return ratios
+
+
+def vs_old(args: argparse.Namespace) -> int:
+    """The engine with the old settings (NCHW, every core of the machine as threads) beside the engine with
+    the measured ones, alternating epochs in one process; the median ratio old / new."""
     recipe = make_recipe(args)
     stage = recipe.stages[0]
     with tempfile.TemporaryDirectory(prefix="zoo-bench-") as tmp:
-        new = Trainer(recipe, Path(tmp) / "new", quiet=True)
-        new.setup()
-        new_threads = torch.get_num_threads()
-        old = Trainer(recipe, Path(tmp) / "old", quiet=True)
-        old.setup()
-        adopt(old, False, None)  # the old rule off CUDA: NCHW, fp32
-        old_threads = os.cpu_count() or 1  # torch's default: every core of the machine
-        print(f"new: {new.speed.line()}\nold: cpu, {old_threads} threads, contiguous, fp32", flush=True)
+        old, new = old_and_new(recipe, tmp)
+        print(f"new: {new.speed.line()}\nold: cpu, {old.threads} threads, contiguous, fp32", flush=True)
 
-        def epoch(t: Trainer, threads: int) -> float:
-            torch.set_num_threads(threads)
+        def epoch(t) -> float:
+            torch.set_num_threads(t.threads)
             return engine_epoch(t, stage)[0]
 
-        epoch(new, new_threads), epoch(old, old_threads)  # warm-up
-        ratios = []
-        for i in range(args.repeats):  # alternating order (A B, B A, ...): drift hits both sides alike
-            if i % 2 == 0:
-                o = epoch(old, old_threads)
-                n = epoch(new, new_threads)
-            else:
-                n = epoch(new, new_threads)
-                o = epoch(old, old_threads)
-            ratios.append(o / n)
-            print(f"  pair {i + 1}: old {o:6.2f} s   new {n:6.2f} s   old/new {ratios[-1]:.2f}x", flush=True)
+        epoch(new), epoch(old)  # warm-up
+        ratios = alternate(lambda: epoch(old), lambda: epoch(new), args.repeats, "s")
     print(f"median speed-up of the measured settings over the old ones: {statistics.median(ratios):.2f}x")
     return 0
 
@@ -244,24 +258,13 @@ def vs_old_recipe(args: argparse.Namespace) -> int:
     settings) run whole by the engine with the old settings (NCHW, every core as threads, the frozen
     layers recomputed every batch) and with today's (measured layout and threads, the frozen-layer cache,
     whose one pass per stage is counted), alternating; seconds per epoch and the median ratio."""
-    import os
-
     from modelzoo.engine.recipe import load_recipe
-    from modelzoo.engine.speed import adopt
-    from modelzoo.engine.trainer import Trainer
 
     recipe = load_recipe(args.recipe, ["device=cpu", *args.set])
     si, stage = len(recipe.stages) - 1, recipe.stages[-1]
     with tempfile.TemporaryDirectory(prefix="zoo-bench-") as tmp:
-        new = Trainer(recipe, Path(tmp) / "new", quiet=True)
-        new.setup()
-        new_threads = torch.get_num_threads()
-        old = Trainer(recipe, Path(tmp) / "old", quiet=True)
-        old.setup()
-        adopt(old, False, None)  # the old rule off CUDA: NCHW, fp32
-        old.frozen_prefix = lambda *a, **k: None  # the old engine ran the frozen layers every batch
-        planned = new.frozen_prefix
-        used: list[bool] = []
+        old, new = old_and_new(recipe, tmp)
+        planned, used = new.frozen_prefix, []
 
         def watched(*a, **k):
             found = planned(*a, **k)
@@ -269,26 +272,17 @@ def vs_old_recipe(args: argparse.Namespace) -> int:
             return found
 
         new.frozen_prefix = watched
-        old_threads = os.cpu_count() or 1  # torch's default: every core of the machine
         print(f"{args.recipe.name}: stage {si} {stage.name!r}, {stage.epochs} epoch(s), train = {stage.train!r}")
-        print(f"new: {new.speed.line()}, frozen-layer cache\nold: cpu, {old_threads} threads, contiguous, fp32")
+        print(f"new: {new.speed.line()}, frozen-layer cache\nold: cpu, {old.threads} threads, contiguous, fp32")
 
-        def run(t: Trainer, threads: int) -> float:
-            torch.set_num_threads(threads)
+        def run(t) -> float:
+            torch.set_num_threads(t.threads)
             start = time.perf_counter()
             t.run_stage(si, stage, None, 0)
             return (time.perf_counter() - start) / stage.epochs
 
-        ratios = []
-        for i in range(args.repeats):  # alternating order (A B, B A, ...): drift hits both sides alike
-            o, n = (run(old, old_threads), run(new, new_threads)) if i % 2 == 0 else (None, None)
-            if o is None:
-                n = run(new, new_threads)
-                o = run(old, old_threads)
-            ratios.append(o / n)
-            print(
-                f"  pair {i + 1}: old {o:6.2f} s/epoch   new {n:6.2f} s/epoch   old/new {ratios[-1]:.2f}x", flush=True
-            )
+        ratios = alternate(lambda: run(old), lambda: run(new), args.repeats, "s/epoch")
+    print(f"the new side trained on cached frozen-layer outputs in {sum(used)} of {len(used)} stage runs")
     print(
         f"median speed-up of a {args.recipe.stem} fine-tune epoch over the old engine: {statistics.median(ratios):.2f}x"
     )
