@@ -49,6 +49,18 @@ def test_a_near_miss_names_the_closest_labels():
         match_folders(["x"], LABELS, {"x": "Shirt"})
 
 
+def test_the_safe_form_example_shows_a_real_change_or_nothing():
+    """MNIST-style labels ('0'..'9') are their own safe forms: no useless "(e.g. '0' -> '0')" example."""
+    with pytest.raises(ZooError) as info:
+        match_folders(["seven"], [str(digit) for digit in range(10)])
+    message = str(info.value)
+    assert "e.g." not in message and "safe form" not in message
+    assert message.endswith("name each folder by its label, or map folders to labels with --set data.label_map=FILE")
+    with pytest.raises(ZooError) as info:  # the first label that changes, not the first label
+        match_folders(["x"], ["Trouser", "Ankle boot", "a:b", "T-shirt/top"])
+    assert "or the label's safe form (e.g. 'a:b' -> 'a_b')," in str(info.value)
+
+
 @pytest.mark.attack("images")
 def test_label_map_files(tmp_path):
     (tmp_path / "m.json").write_text(json.dumps({"tops": "T-shirt/top"}))

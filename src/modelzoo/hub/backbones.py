@@ -27,7 +27,17 @@ from typing import Any
 from ..catalog.specs import Spec, validate_spec
 from ..errors import ZooError
 from ..util.files import atomic_write_text, read_json_object
-from .client import COMMIT_RE, _offline, _offline_miss, cache_folder, endpoint, hub_errors, parse_ref, remember_refs
+from .client import (
+    COMMIT_RE,
+    _offline,
+    _offline_miss,
+    cache_folder,
+    endpoint,
+    hub_errors,
+    parse_ref,
+    remember_refs,
+    request_timeout,
+)
 
 PREFIX = "hf-hub:"
 CONFIG = "config.json"
@@ -103,7 +113,7 @@ def _online(repo: str, revision: str) -> HubCheckpoint:
     from huggingface_hub import HfApi, hf_hub_download
 
     with hub_errors(repo, revision):
-        info = HfApi().model_info(repo, revision=revision, files_metadata=True)
+        info = HfApi().model_info(repo, revision=revision, files_metadata=True, timeout=request_timeout())
         sha = str(info.sha)
         files = {s.rfilename: (s.lfs.sha256 if s.lfs else None) for s in info.siblings or []}
         if CONFIG not in files:

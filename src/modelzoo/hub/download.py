@@ -22,11 +22,13 @@ from .client import (
     _is_connection_error,
     _offline,
     _offline_miss,
+    _timed_out,
     check_commit,
     endpoint,
     hub_errors,
     parse_ref,
     remember_refs,
+    request_timeout,
 )
 from .lockfile import LockEntry, check_locked, lock_path, read_lock, write_lock
 from .manifest import MANIFEST, NotModelzoo, _Mismatch, _recorded, parse_manifest, pullable, verify_snapshot
@@ -80,12 +82,13 @@ def _fetch(repo_id: str, revision: str, token: str | None) -> tuple[str, Path, b
         raise _offline_miss(f"{repo_id}@{revision}")
     with hub_errors(repo_id, revision):
         try:
-            sha = check_commit(HfApi(token=token).repo_info(repo_id, revision=revision).sha, revision, repo_id)
+            info = HfApi(token=token).repo_info(repo_id, revision=revision, timeout=request_timeout())
+            sha = check_commit(info.sha, revision, repo_id)
         except Exception as exc:
             if cached and _is_connection_error(exc):
+                state = "did not answer in time" if _timed_out(exc) else "is unreachable"
                 print(
-                    f"warning: the Hub at {endpoint()} is unreachable; using the cached {repo_id}@{revision}"
-                    f" = {cached[:12]}",
+                    f"warning: the Hub at {endpoint()} {state}; using the cached {repo_id}@{revision} = {cached[:12]}",
                     file=sys.stderr,
                 )
                 return cached, _cache_folder(repo_id) / "snapshots" / cached, True
@@ -129,7 +132,7 @@ def _listed_files(repo_id: str, sha: str, token: str | None, cap: int) -> Path:
     from huggingface_hub import HfApi, snapshot_download
 
     with hub_errors(repo_id, sha):
-        info = HfApi(token=token).repo_info(repo_id, revision=sha, files_metadata=True)
+        info = HfApi(token=token).repo_info(repo_id, revision=sha, files_metadata=True, timeout=request_timeout())
         sizes = {s.rfilename: s.size for s in info.siblings or []}
         if MANIFEST not in sizes:
             raise NotModelzoo(

@@ -34,7 +34,8 @@ ATTACKS: dict[str, str] = {
     "terminal": "labels, names and messages holding ANSI escapes, newlines and other control characters",
     "hub": "bad tokens, missing repos/revisions/files, connections dropped mid-transfer, files not matching"
     " their sha256, a zoo.lock that disagrees with the server, a server that resolves any revision or answers"
-    " another commit than the one pinned, unlisted files, a server that trickles; the token never printed",
+    " another commit than the one pinned, unlisted files, a server that trickles or never answers; the token"
+    " never printed",
 }
 
 _CASES: Counter = Counter()

@@ -77,12 +77,20 @@ def match_folders(folders: list[str], labels: list[str], label_map: dict[str, st
         if index is None:
             hint = did_you_mean(folder, [safe_name(label) for label in labels]) or ";"
             raise ZooError(
-                f"class folder {folder!r} matches no label of the model{hint} name each folder by its label or"
-                f" the label's safe form (e.g. {labels[0]!r} -> {safe_name(labels[0])!r}), or map folders to"
-                " labels with --set data.label_map=FILE"
+                f"class folder {folder!r} matches no label of the model{hint} name each folder by its label"
+                f"{_safe_form_example(labels)}, or map folders to labels with --set data.label_map=FILE"
             )
         if index in used:
             raise ZooError(f"folders {used[index]!r} and {folder!r} both match label {labels[index]!r}; keep one")
         used[index] = folder
         out.append(index)
     return out
+
+
+def _safe_form_example(labels: list[str]) -> str:
+    """`` or the label's safe form (e.g. 'a/b' -> 'a_b')`` for the first label whose safe form differs
+    from it; empty when every label is its own safe form (an example ``'0' -> '0'`` shows nothing)."""
+    for label in labels:
+        if safe_name(label) != label:
+            return f" or the label's safe form (e.g. {label!r} -> {safe_name(label)!r})"
+    return ""

@@ -17,8 +17,9 @@ unless ``lfs_threshold`` is set, which is for clients run with ``HF_HUB_DISABLE_
 
 Faults, for tests of what the client side does when the network or the server misbehaves
 (:meth:`HubServer.fault`): drop the connection after N bytes of a request body (a push cut off
-mid-upload) or of a response body (a pull cut off mid-download), or serve a file's bytes damaged in
-transit (same length, one bit flipped).
+mid-upload) or of a response body (a pull cut off mid-download), serve a file's bytes damaged in
+transit (same length, one bit flipped) or one byte at a time (``trickle``), or take a request and never
+answer it (``silent``).
 
 Run it by hand with ``python -m modelzoo.testing.hubserver [--port N]``.
 

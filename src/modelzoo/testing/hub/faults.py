@@ -1,25 +1,27 @@
 """Faults, for tests of what the client side does when the network or the server misbehaves:
 drop the connection after N bytes of a request body (a push cut off mid-upload) or of a response
-body (a pull cut off mid-download), or serve a file's bytes damaged in transit (same length, one
-bit flipped)."""
+body (a pull cut off mid-download), serve a file's bytes damaged in transit (same length, one
+bit flipped) or one byte at a time, or take the request and never answer it (a silent server)."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
 class Fault:
-    """One injected fault: for requests whose method is ``method`` and whose path contains ``path``.
+    """One injected fault: for requests whose method is ``method`` (``"*"``: any) and whose path contains
+    ``path``.
 
-        ``kind``: ``"drop-request"`` (read ``after`` bytes of the request body, then close the connection
-        without answering), ``"drop-response"`` (send the headers and ``after`` bytes of the body, then
-        close), ``"corrupt"`` (send the whole body with one bit flipped) or ``"trickle"`` (send the body one
-    byte every ``after`` milliseconds: a server that never quite stops answering). ``times``: how many matching
-        requests it hits (None: all); ``hits`` counts them.
+    ``kind``: ``"drop-request"`` (read ``after`` bytes of the request body, then close the connection
+    without answering), ``"drop-response"`` (send the headers and ``after`` bytes of the body, then
+    close), ``"corrupt"`` (send the whole body with one bit flipped), ``"trickle"`` (send the body one
+    byte every ``after`` milliseconds: a server that never quite stops answering) or ``"silent"`` (take
+    the connection and the request, send nothing, and hang up only when the fault ends: a stalled
+    server). ``times``: how many matching requests it hits (None: all); ``hits`` counts them.
     """
 
     kind: str
@@ -28,9 +30,11 @@ class Fault:
     after: int = 0
     times: int | None = None
     hits: int = 0
+    #: set when the fault ends (the requests a silent fault holds hang up then)
+    ended: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def matches(self, method: str, path: str) -> bool:
-        return method == self.method and self.path in path and (self.times is None or self.hits < self.times)
+        return self.method in (method, "*") and self.path in path and (self.times is None or self.hits < self.times)
 
 
 class FaultsMixin:
@@ -42,7 +46,7 @@ class FaultsMixin:
     @contextmanager
     def fault(self, kind: str, method: str, path: str, after: int = 0, times: int | None = None) -> Iterator[Fault]:
         """Inject a :class:`Fault` while the ``with`` block runs (see there for ``kind``)."""
-        if kind not in ("drop-request", "drop-response", "corrupt", "trickle"):
+        if kind not in ("drop-request", "drop-response", "corrupt", "trickle", "silent"):
             raise ValueError(f"unknown fault kind {kind!r}")
         fault = Fault(kind, method, path, after, times)
         with self.lock:
@@ -52,6 +56,7 @@ class FaultsMixin:
         finally:
             with self.lock:
                 self.faults.remove(fault)
+            fault.ended.set()
 
     def _take_fault(self, method: str, path: str, kinds: tuple[str, ...]) -> Fault | None:
         with self.lock:

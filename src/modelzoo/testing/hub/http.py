@@ -15,6 +15,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from .answer import Answer, FileBody, HubError
 from .faults import Fault
 
+#: seconds a "silent" fault holds a request at most (it hangs up at once when the fault ends)
+SILENT_AT_MOST = 600.0
+
 
 class Hub(Protocol):
     """What the handler needs of the server it serves (:class:`~.server.HubServer`)."""
@@ -86,6 +89,12 @@ class Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         segs = [unquote(s) for s in parts.path.split("/")[1:] if s != ""]
         query = parse_qs(parts.query)
+        silent = hub._take_fault(method, parts.path, ("silent",))
+        if silent is not None:  # a stalled server: the request is taken, no answer ever comes
+            hub.requests.append((method, parts.path))
+            silent.ended.wait(SILENT_AT_MOST)
+            self._hang_up()
+            return
         cut = hub._take_fault(method, parts.path, ("drop-request",))
         if cut is not None:  # a push cut off mid-upload: part of the body arrives, then nothing
             hub.requests.append((method, parts.path))
