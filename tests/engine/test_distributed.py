@@ -176,6 +176,12 @@ def test_a_port_in_use_or_an_unreachable_rendezvous_is_one_line(tmp_path):
             assert time.time() - start < 60  # a timeout, not a hang
             lines = proc.stderr.strip().splitlines()
             assert len(lines) == 1 and lines[0].startswith(f"error: rank {rank} could not join the gloo process group")
+            fix = (  # the endpoint and what to do about it
+                f"port {port} on 127.0.0.1 is in use by another program: pick a free port"
+                if rank == "0"
+                else f"nobody answered at 127.0.0.1:{where} within 2 s: check that 127.0.0.1 is up and reachable"
+            )
+            assert fix in lines[0], lines[0]
     finally:
         busy.close()
 

@@ -26,8 +26,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "FATAL")
     import signal
 
-    from ..engine.launch import restarted_resume, stdout_is_rank_zero
+    from ..engine.launch import end_worker, prepare_worker, restarted_resume, stdout_is_rank_zero
     from ..engine.trainer import finetune
+
+    prepare_worker()  # a worker of --nproc: a fatal signal leaves its Python stack for the launcher's line
 
     def stop(signum, frame):  # SIGTERM (a scheduler, kill) stops as Ctrl-C does: cleanly, resumable
         raise KeyboardInterrupt
@@ -56,7 +58,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         _worker_failed(exc, args)
         raise
     if not stdout_is_rank_zero():
-        return 0
+        return end_worker()  # rank >= 1: nothing to print; it leaves at once (see end_worker)
     if args.json:
         out(
             json.dumps(

@@ -90,7 +90,6 @@ def init(world: World, device: torch.device) -> None:
     if not world.distributed or dist.is_initialized():
         return
     backend = "nccl" if device.type == "cuda" else "gloo"
-    where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
     try:
         store = _attempt_store()
         dist.init_process_group(
@@ -101,16 +100,41 @@ def init(world: World, device: torch.device) -> None:
             **({"store": store} if store is not None else {}),
         )
     except Exception as exc:
-        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise ZooError(
-            f"rank {world.rank} could not join the {backend} process group at {where} ({detail}); check the"
-            " rendezvous address and port (a port in use, a host not reachable) or set MODELZOO_DIST_TIMEOUT"
-        ) from None
+        raise _not_joined(exc, world, backend) from None
     # DDP's hint about depthwise kernels' gradient strides is about speed, said once per process: noise
     warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
     store = _store()
-    if store is not None:  # where each rank runs, for naming a node that is lost later
-        store.set(f"modelzoo/host/{world.rank}", f"{os.environ.get('GROUP_RANK', '?')} {socket.gethostname()}")
+    try:  # where each rank runs, for naming a node that is lost later (a busy store only loses the name)
+        if store is not None:
+            store.set(f"modelzoo/host/{world.rank}", f"{os.environ.get('GROUP_RANK', '?')} {socket.gethostname()}")
+    except Exception:
+        pass
+
+
+#: what torch says when nobody answers at the rendezvous address (or the name does not resolve)
+_UNANSWERED = ("timed out", "timeout", "refused", "unreachable", "no route", "not known", "name resolution")
+
+
+def _not_joined(exc: BaseException, world: World, backend: str) -> ZooError:
+    """The one line for a process group that could not form: the address, and what to do about it."""
+    host, port = os.environ.get("MASTER_ADDR", "?"), os.environ.get("MASTER_PORT", "?")
+    text = str(exc).strip()
+    detail = text.splitlines()[0][:200] if text else type(exc).__name__
+    lower = text.lower()
+    if "address already in use" in lower or "eaddrinuse" in lower:
+        fix = (
+            f"port {port} on {host} is in use by another program: pick a free port (MASTER_PORT, or torchrun's"
+            " --master-port / --rdzv-endpoint HOST:PORT) or stop what listens there"
+        )
+    elif any(word in lower for word in _UNANSWERED):
+        fix = (
+            f"nobody answered at {host}:{port} within {timeout_seconds():g} s: check that {host} is up and reachable"
+            " from here, that the port is open, and that the process of rank 0 was started"
+            " (MODELZOO_DIST_TIMEOUT waits longer)"
+        )
+    else:
+        fix = "check the rendezvous address and port (a port in use, a host not reachable) or set MODELZOO_DIST_TIMEOUT"
+    return ZooError(f"rank {world.rank} could not join the {backend} process group at {host}:{port} ({detail}); {fix}")
 
 
 class PeerLost(ZooError):
@@ -204,8 +228,19 @@ def lost_peer(exc: BaseException, world: World, out: Any = None) -> PeerLost:
 
 
 def close() -> None:
+    """Leave the process group. Called on the way out of a failure too: the failure is stamped with
+    the time it reached here (``failed_at``), before the peers can notice this process leaving, so
+    the ``--nproc`` launcher orders the failures of its workers by when they happened."""
+    import sys
+
     import torch.distributed as dist
 
+    failure = sys.exc_info()[1]
+    if failure is not None and not hasattr(failure, "failed_at"):
+        try:
+            failure.failed_at = time.time()  # type: ignore[attr-defined]
+        except AttributeError:  # an exception type that takes no attributes: the record's time then
+            pass
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 

@@ -11,11 +11,19 @@ environment, and a worker restarted by torchrun's ``--max-restarts`` resumes the
 
 How the first failure is found: every worker that fails with an error writes a record (its rank,
 pid, time, one line, and whether the error was only a consequence: a lost peer, or the launcher's
-stop) into a folder the launcher names in ``MODELZOO_FAILURE_DIR``; the standard error of every
-local rank but 0 (whose output is the console's) goes to a log file, so a worker that dies of a
-signal (``SIGABRT`` from a C++ ``terminate``, ``SIGSEGV``) still has its last words. The first
-record that is not a consequence wins, else the first worker killed by a signal the launcher did not
-send, else torch's first failure.
+stop) into a folder the launcher names in ``MODELZOO_FAILURE_DIR``; a worker that dies of a fatal
+signal (``SIGABRT`` from a C++ ``terminate``, ``SIGSEGV``) leaves its Python stack there too
+(:func:`prepare_worker`, written by ``faulthandler`` as it dies, so the file's time is the time of
+death); and the standard error of every local rank but 0 (whose output is the console's) goes to a
+log file, so its last words (a ``terminate``'s ``what()``) are kept. Of the failures that were not
+consequences, the earliest wins; a worker that left nothing (``SIGKILL``) counts from the moment the
+launcher saw it die.
+
+Memory: ``--nproc`` far beyond the usable cores, or more workers than the available memory holds
+(each holds at least what the launcher holds when it starts them), is refused before anything
+starts (:func:`check_capacity`); a worker the kernel killed (``SIGKILL``; the out-of-memory killer's
+count in ``/proc/vmstat`` rose meanwhile) is reported as memory that ran out, with a smaller
+``--nproc`` to try.
 """
 
 from __future__ import annotations
@@ -37,20 +45,39 @@ from ..errors import ZooError
 FAILURE_DIR = "MODELZOO_FAILURE_DIR"
 #: signals the launcher sends to the workers it stops once one has failed
 _STOPS = (signal.SIGTERM, signal.SIGINT)
-#: the lines of a dying worker's standard error worth quoting
-_ERROR_WORDS = re.compile(r"error|terminate|what\(\)|fatal|exception|abort|killed|signal", re.IGNORECASE)
+#: the lines of a dying worker's standard error worth quoting (a C++ ``terminate`` and its ``what()``,
+#: a failed C ``assert``, glibc's heap checks, Python's fatal errors)
+_ERROR_WORDS = re.compile(
+    r"error|terminate|what\(\)|fatal|exception|abort|killed|signal|assert|corrupt|free\(\)|malloc", re.IGNORECASE
+)
 #: ... but not a traceback's frames nor faulthandler's list of loaded modules
 _NOT_WORDS = ('File "', "Extension modules:")
+#: what a worker says when memory ran out (Python, C++, torch's allocator, thread creation)
+_MEMORY_WORDS = re.compile(
+    r"MemoryError|bad_alloc|out of memory|can't allocate memory|cannot allocate memory", re.IGNORECASE
+)
+#: worker processes per usable core beyond which ``--nproc`` is refused: they would only wait for each other
+PROCESSES_PER_CORE = 4
+#: the first line faulthandler writes for each fatal signal
+_FAULTS = {
+    "Aborted": signal.SIGABRT,
+    "Segmentation fault": signal.SIGSEGV,
+    "Bus error": signal.SIGBUS,
+    "Floating-point exception": signal.SIGFPE,
+    "Illegal instruction": signal.SIGILL,
+}
 
 
 def launch(worker_args: list[str], nproc: int, out: Path, max_restarts: int = 0) -> int:
     """Run ``zoo <worker_args>`` in ``nproc`` processes; 0 when all succeeded, else a ZooError."""
-    from torch.distributed.elastic.multiprocessing.api import SignalException
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.run import get_args_parser, run
-
     if "WORLD_SIZE" in os.environ:
         raise ZooError("this process was already started by torchrun; drop --nproc (torchrun sets the processes)")
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.elastic.rendezvous.api import RendezvousError
+    from torch.distributed.run import get_args_parser, run
+
+    check_capacity(nproc)  # with torch loaded: this process now holds what every worker holds at least
     try:
         logs = Path(tempfile.mkdtemp(prefix="zoo-launch-"))
         records = logs / "failures"
@@ -73,6 +100,7 @@ def launch(worker_args: list[str], nproc: int, out: Path, max_restarts: int = 0)
     launch_threads(nproc)  # the workers divide the usable cores (OMP_NUM_THREADS), waiting threads sleep
     previous = os.environ.get(FAILURE_DIR)
     os.environ[FAILURE_DIR] = str(records)  # the workers inherit it
+    oom_before = oom_kills()
     try:
         run(args)
     except (SignalException, KeyboardInterrupt):  # Ctrl-C or SIGTERM to the launcher: the workers were stopped
@@ -84,8 +112,17 @@ def launch(worker_args: list[str], nproc: int, out: Path, max_restarts: int = 0)
             if (out / "checkpoint" / "last.pt").is_file()
             else "interrupted before the first checkpoint; nothing to resume"
         ) from None
+    except RendezvousError as exc:  # the launcher's own store on localhost, a free port: this machine's network
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ZooError(
+            f"the workers' rendezvous on localhost (a free port) failed ({detail}); check that 'localhost' resolves"
+            " to this machine (/etc/hosts) and that local TCP connections are allowed"
+        ) from None
     except ChildFailedError as exc:
-        line = _failure_line(first_failure(exc, records, logs / "logs"), out, nproc)
+        first = first_failure(exc, records, logs / "logs")
+        after = oom_kills()
+        first["oom"] = None if oom_before is None or after is None else after > oom_before
+        line = _failure_line(first, out, nproc)
         if max_restarts:
             line += f" (after {max_restarts} automatic restart{'s' if max_restarts > 1 else ''})"
         raise ZooError(line) from None
@@ -98,54 +135,240 @@ def launch(worker_args: list[str], nproc: int, out: Path, max_restarts: int = 0)
     return 0
 
 
+# -- memory and cores ---------------------------------------------------------------------------------
+def check_capacity(nproc: int, cores: int | None = None, each: int | None = None, free: int | None = None) -> None:
+    """Refuse up front an ``--nproc`` this machine cannot run: far more processes than usable cores
+    (:data:`PROCESSES_PER_CORE` per core), or more memory than is available: each worker holds at least
+    what this launcher holds now (Python, torch, the plugins), its model and data come on top.
+    ``cores``, ``each`` and ``free`` (bytes) default to this machine's."""
+    from ..util.cores import usable_cores
+
+    cores = usable_cores() if cores is None else cores
+    if nproc > PROCESSES_PER_CORE * cores:
+        raise ZooError(
+            f"--nproc {nproc} is far more worker processes than the {cores} usable CPU core{'s' if cores > 1 else ''}"
+            f" here (beyond {PROCESSES_PER_CORE * cores} they only wait for each other, and each holds its own"
+            f" copy of torch, the model and the data in memory); use --nproc {cores} (one per core) or fewer"
+        )
+    each = resident_bytes() if each is None else each
+    free = available_bytes() if free is None else free
+    if each and free is not None and nproc * each > free:
+        fit = free // each
+        fix = f"use --nproc {fit} or fewer, or free memory" if fit >= 1 else "free memory first"
+        raise ZooError(
+            f"--nproc {nproc} needs more than {_gb(nproc * each)} of memory (at least {_gb(each)} per worker"
+            f" process before its model and data) but {_gb(free)} is available; {fix}"
+        )
+
+
+def _gb(size: float) -> str:
+    return f"{size / 2**30:.1f} GB"
+
+
+def resident_bytes() -> int | None:
+    """This process's resident memory (``/proc/self/statm``), or None where there is none."""
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def available_bytes() -> int | None:
+    """Memory available to new processes: ``MemAvailable``, capped by the limits of this process's cgroup
+    and its ancestors (v2 ``memory.max`` - ``memory.current``, v1 ``memory.limit_in_bytes`` -
+    ``memory.usage_in_bytes``); None where neither is known."""
+    found = []
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    for mount, folder, limit, usage in _cgroup_memory_folders():
+        for here in [folder, *folder.parents]:
+            if here != mount and mount not in here.parents:
+                break
+            try:
+                cap, used = (here / limit).read_text().strip(), int((here / usage).read_text())
+                if cap.isdigit() and int(cap) < 2**60:  # v1 writes "unlimited" as a huge number, v2 as "max"
+                    found.append(max(0, int(cap) - used))
+            except (OSError, ValueError):
+                continue
+    return min(found) if found else None
+
+
+def _cgroup_memory_folders() -> list[tuple[Path, Path, str, str]]:
+    """This process's memory cgroup folders (v2, v1): the mount, the folder, its limit and usage files."""
+    root, found = Path("/sys/fs/cgroup"), []
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        _, controllers, path = [*line.split(":", 2), "", ""][:3]
+        if controllers == "":
+            found.append((root, root / path.lstrip("/"), "memory.max", "memory.current"))
+        elif "memory" in controllers.split(","):
+            mount = root / "memory"
+            found.append((mount, mount / path.lstrip("/"), "memory.limit_in_bytes", "memory.usage_in_bytes"))
+    return found
+
+
+def oom_kills() -> int | None:
+    """How many processes the kernel's out-of-memory killer has ended since boot (``/proc/vmstat``,
+    cgroup limits included), or None where it is not counted."""
+    try:
+        for line in Path("/proc/vmstat").read_text().splitlines():
+            if line.startswith("oom_kill "):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+# -- the first failure ---------------------------------------------------------------------------------
 def first_failure(exc: Any, records: Path, logs: Path) -> dict[str, Any]:
     """The worker that failed first: ``{"rank", "pid", "exitcode", "words"}`` (see the module docstring)."""
-    found = []
+    found, faults = [], []
     for path in records.glob("*.json"):
         try:
             found.append(json.loads(path.read_text()))
         except (OSError, ValueError):
             continue
-    if found:  # only the last attempt's records: the earlier attempts' failures were restarted
-        last = max(r.get("attempt", 0) for r in found)
-        found = [r for r in found if r.get("attempt", 0) == last]
-    own = sorted((r for r in found if not r.get("consequence")), key=lambda r: (r.get("time", 0), r.get("rank", 0)))
-    if own:
-        r = own[0]
-        return {"rank": r["rank"], "pid": r.get("pid", "?"), "exitcode": r.get("exitcode", 2), "words": r["line"]}
-    killed = sorted(r for r, f in exc.failures.items() if f.exitcode < 0 and -f.exitcode not in _STOPS)
-    rank = killed[0] if killed else exc.get_first_failure()[0]
-    failure = exc.failures[rank]
-    return {"rank": rank, "pid": failure.pid, "exitcode": failure.exitcode, "words": _last_words(logs, failure)}
+    for path in records.glob("*.fault"):
+        fault = _read_fault(path)
+        if fault is not None:
+            faults.append(fault)
+    # only the last attempt's failures: the earlier attempts' were restarted
+    last = max([r.get("attempt", 0) for r in found] + [f["attempt"] for f in faults], default=0)
+    found = [r for r in found if r.get("attempt", 0) == last]
+    faults = [f for f in faults if f["attempt"] == last]
+    explained = {r.get("rank") for r in found} | {f["rank"] for f in faults}
+    failures = getattr(exc, "failures", {})
+    candidates = []  # (time, rank, failure)
+    for r in found:
+        if not r.get("consequence"):
+            words = r.get("line", "")
+            candidates.append(
+                (
+                    r.get("time", 0),
+                    r["rank"],
+                    {"pid": r.get("pid", "?"), "exitcode": r.get("exitcode", 2), "words": words},
+                )
+            )
+    for f in faults:
+        failure = failures.get(f["rank"])
+        exitcode = failure.exitcode if failure is not None and failure.exitcode < 0 else -int(f["signal"])
+        words = " | ".join(w for w in (_last_words(logs, f["rank"], failure), f["words"]) if w)
+        candidates.append((f["time"], f["rank"], {"pid": f["pid"], "exitcode": exitcode, "words": words}))
+    for rank, failure in failures.items():  # died leaving nothing (SIGKILL): from when the launcher saw it
+        if rank in explained or (failure.exitcode < 0 and -failure.exitcode in _STOPS):
+            continue
+        words = _last_words(logs, rank, failure)
+        candidates.append((failure.timestamp, rank, {"pid": failure.pid, "exitcode": failure.exitcode, "words": words}))
+    if not candidates:  # only consequences: the first stopped (a worker's own SIGTERM), else the first to lose a peer
+        stops = sorted(found, key=lambda r: (r.get("kind") == "PeerLost", r.get("time", 0), r.get("rank", 0)))
+        for r in stops[:1]:
+            first = {"pid": r.get("pid", "?"), "exitcode": r.get("exitcode", 2), "words": r.get("line", "")}
+            candidates.append((0, r["rank"], first))
+    if not candidates:  # nothing recorded: torch's first
+        rank, failure = exc.get_first_failure()
+        candidates.append((0, rank, {"pid": failure.pid, "exitcode": failure.exitcode, "words": ""}))
+    _, rank, first = min(candidates, key=lambda c: (c[0], c[1]))
+    return {"rank": rank, **first}
 
 
-def _last_words(logs: Path, failure: Any, lines: int = 3) -> str:
+def _read_fault(path: Path) -> dict[str, Any] | None:
+    """A worker's fatal-signal dump (:func:`prepare_worker`): rank, pid, attempt, its time, the signal
+    and its words (faulthandler's first line, where the process was: the innermost frame, and the
+    innermost of our own); None when empty (the worker did not die of a signal)."""
+    try:
+        attempt, rank, pid = path.stem.split("-")
+        text = path.read_text(errors="replace")[-64_000:]
+        when = path.stat().st_mtime
+    except (OSError, ValueError):
+        return None
+    lines = [line.strip() for line in text.splitlines()]
+    head = next((line for line in lines if line.startswith("Fatal Python error:")), "")
+    if not head:
+        return None
+    kind = head.removeprefix("Fatal Python error:").strip()
+    sig = next((s for name, s in _FAULTS.items() if kind.startswith(name)), signal.SIGABRT)
+    heads = [i for i, line in enumerate(lines) if line.startswith(("Current thread", "Stack (most", "Thread 0x"))]
+    current = next((i for i in heads if not lines[i].startswith("Thread 0x")), None)
+    # the dying thread's stack, innermost first; a C++ thread of torch's has none: then the main thread's
+    # (faulthandler lists the newest thread first, so the main thread last)
+    start = current if current is not None else (heads[-1] if heads else len(lines))
+    frames = []
+    for line in lines[start + 1 :]:
+        m = re.match(r'File "(.+)", line (\d+) in (\S+)', line)
+        if m is None:
+            break
+        frames.append(m)
+    where = [f"{m.group(3)} ({Path(m.group(1)).name}:{m.group(2)})" for m in frames[:1]]
+    ours = next((m for m in frames if "modelzoo" in m.group(1)), None)
+    if ours is not None and ours is not frames[0]:
+        where.append(f"{ours.group(3)} ({Path(ours.group(1)).name}:{ours.group(2)})")
+    if current is None and where:
+        words = f"{head} in a thread outside Python, while Python was in {', called from '.join(where)}"
+    else:
+        words = head + (f" in {', called from '.join(where)}" if where else "")
+    try:
+        return {
+            "attempt": int(attempt),
+            "rank": int(rank),
+            "pid": int(pid),
+            "time": when,
+            "signal": sig,
+            "words": words,
+        }
+    except ValueError:
+        return None
+
+
+def _last_words(logs: Path, rank: int, failure: Any, lines: int = 3) -> str:
     """The last error lines a worker wrote to its redirected standard error (a C++ ``terminate``'s
-    ``what()``, Python's ``Fatal Python error``); "" for local rank 0, whose output is the console's."""
+    ``what()``); "" for local rank 0, whose output is the console's."""
+    local = getattr(failure, "local_rank", rank)
     words: list[str] = []
-    for path in sorted(logs.glob(f"*/attempt_*/{failure.local_rank}/stderr.log"), key=lambda p: p.stat().st_mtime):
+    for path in sorted(logs.glob(f"*/attempt_*/{local}/stderr.log"), key=lambda p: p.stat().st_mtime):
         try:
             words = [ln.strip() for ln in path.read_text(errors="replace").splitlines()[-200:] if ln.strip()]
         except OSError:
             continue
     errors = [w for w in words if _ERROR_WORDS.search(w) and not w.startswith(_NOT_WORDS)]
+    errors = [w for w in errors if not w.startswith("Fatal Python error:")]  # the fault file says it, with where
     return " | ".join(errors[-lines:])[-400:]
 
 
 def _failure_line(first: dict[str, Any], out: Path, nproc: int) -> str:
-    exitcode = first["exitcode"]
+    exitcode, words = first["exitcode"], first["words"].removeprefix("error: ")
+    fewer = (
+        f"try fewer processes (--nproc {nproc // 2}) or a smaller data.batch_size"
+        if nproc > 1
+        else "try a smaller data.batch_size or data.image_size"
+    )
     if exitcode < 0:
         try:
             how = f"was killed by {signal.Signals(-exitcode).name}"
-            if -exitcode == signal.SIGKILL and not first["words"]:  # no last words: nothing saw it coming
-                how += " (by a user, or by the kernel when memory ran out: try fewer processes)"
         except ValueError:
             how = f"was killed by signal {-exitcode}"
+        oom = first.get("oom")  # did the kernel's out-of-memory count rise during the run (None: not counted)
+        if -exitcode == signal.SIGKILL and oom:
+            how += f" (the kernel's out-of-memory killer: memory ran out; {fewer})"
+        elif -exitcode == signal.SIGKILL and oom is False:
+            how += (
+                " (not by the kernel's out-of-memory killer: by a user, or a memory watchdog such as systemd-oomd;"
+                f" if memory was short, {fewer})"
+            )
+        elif -exitcode == signal.SIGKILL and not words:  # no last words: nothing saw it coming
+            how += f" (memory likely ran out and the kernel stopped it, unless someone killed it; {fewer})"
     else:
         how = f"stopped with exit code {exitcode}"
-    words = first["words"].removeprefix("error: ")
     if words:
-        how += f" ({'its last words' if exitcode < 0 else 'its error'}: {words})"
+        how += f" ({'its last words' if exitcode < 0 else 'its error'}: {words[-500:]})"
+        if _MEMORY_WORDS.search(words) and not first.get("oom"):
+            how += f" (memory ran out: {fewer})"
     resume = f"zoo finetune --resume {out} --nproc {nproc}"
     kept = (
         f"the last checkpoint in {out} is intact; continue with: {resume}"
@@ -153,6 +376,63 @@ def _failure_line(first: dict[str, Any], out: Path, nproc: int) -> str:
         else f"no checkpoint was written yet in {out}"
     )
     return f"worker rank {first['rank']} (pid {first['pid']}) {how}; the run stopped; {kept}"
+
+
+# -- in the workers -------------------------------------------------------------------------------------
+_fault_file: Any = None
+#: added to a worker's ``oom_score_adj``: when memory runs out, the kernel stops a worker, not the launcher
+#: that reports it (raising one's own score needs no privilege)
+OOM_SCORE_ADJ = 300
+
+
+def prepare_worker() -> None:
+    """In a worker :func:`launch` started (nothing elsewhere): a fatal signal (``SIGABRT`` from a C++
+    ``terminate`` or a failed ``assert``, ``SIGSEGV``) writes this process's Python stack to
+    ``<attempt>-<rank>-<pid>.fault`` beside the failure records as it dies, so the launcher names the
+    worker, when and where it died (forked data-loader workers do not inherit it: their deaths are
+    their parent's error); and the kernel's out-of-memory killer prefers this worker to the launcher."""
+    global _fault_file
+    folder = os.environ.get(FAILURE_DIR)
+    rank, attempt = os.environ.get("RANK", ""), os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    if _fault_file is not None or not folder or not rank.isdigit() or not attempt.isdigit():
+        return
+    import faulthandler
+
+    try:
+        _fault_file = open(Path(folder) / f"{attempt}-{rank}-{os.getpid()}.fault", "w")  # open for the process's life
+    except OSError:
+        return
+    faulthandler.enable(_fault_file, all_threads=True)
+    os.register_at_fork(after_in_child=faulthandler.disable)
+    try:
+        adj = Path("/proc/self/oom_score_adj")
+        adj.write_text(str(min(1000, int(adj.read_text()) + OOM_SCORE_ADJ)))
+    except (OSError, ValueError):
+        pass
+
+
+def end_worker() -> int:
+    """A worker of rank >= 1 (under ``torchrun`` or ``--nproc``) whose run finished: it left the process
+    group and wrote nothing, so it ends now with ``os._exit`` (after its ``atexit`` handlers and a flush)
+    instead of the interpreter's teardown. torch keeps gloo's threads (``gloo_tcp_loop``,
+    ``pt_gloo_runloop``) running after ``destroy_process_group``; a teardown with them alive (C++ static
+    destructors, the process group freed during finalization) races the moment rank 0 closes its
+    connections, and a crash then (``SIGABRT``) turns a finished run into a failed one. Returns 0
+    where it is not such a worker."""
+    import atexit
+    import sys
+
+    if "WORLD_SIZE" not in os.environ or os.environ.get("RANK", "0") == "0":
+        return 0
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+        os._exit(0)
 
 
 def record_failure(exc: BaseException, line: str) -> None:
@@ -167,14 +447,18 @@ def record_failure(exc: BaseException, line: str) -> None:
 
     folder = os.environ.get(FAILURE_DIR)
     consequence = isinstance(exc, (PeerLost, Interrupted, KeyboardInterrupt))
+    if isinstance(exc, MemoryError):
+        line = "out of memory (MemoryError)"
     if folder and Path(folder).is_dir():  # the launcher quotes the first failure's line: say nothing here
-        silent = _write_record(Path(folder), exc, line, consequence) and isinstance(exc, (ZooError, KeyboardInterrupt))
+        said = (ZooError, KeyboardInterrupt, MemoryError)  # the launcher's line says all there is to say
+        silent = _write_record(Path(folder), exc, line, consequence) and isinstance(exc, said)
     else:  # plain torchrun: one line per node about a lost peer, said by the node's local rank 0
         silent = isinstance(exc, PeerLost) and os.environ.get("LOCAL_RANK", "0") != "0"
     if silent:
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(getattr(exc, "exit_code", 130))  # its data-loader workers follow their parent
+        code = 1 if isinstance(exc, MemoryError) else getattr(exc, "exit_code", 130)
+        os._exit(code)  # its data-loader workers follow their parent
 
 
 def _write_record(folder: Path, exc: BaseException, line: str, consequence: bool) -> bool:
@@ -186,10 +470,11 @@ def _write_record(folder: Path, exc: BaseException, line: str, consequence: bool
         "rank": int(rank) if rank.isdigit() else rank,
         "pid": os.getpid(),
         "attempt": attempt,
-        "time": time.time(),
+        "time": getattr(exc, "failed_at", None) or time.time(),  # when it happened (distributed.close)
         "exitcode": getattr(exc, "exit_code", 1),
         "line": line.strip().replace("\n", " ")[:400],
         "consequence": consequence,
+        "kind": type(exc).__name__,
     }
     try:
         atomic_write_text(folder / f"{attempt}-{rank}.json", json.dumps(record))
