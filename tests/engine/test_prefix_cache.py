@@ -11,10 +11,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from modelzoo.engine import trainer as trainer_mod
 from modelzoo.engine.recipe import validate
 from modelzoo.engine.trainer import Interrupted, finetune
-from modelzoo.testing import write_color_images
+from modelzoo.testing import interrupted_after_checkpoints, write_color_images
 
 pytestmark = pytest.mark.usefixtures("one_thread", "real_catalog")
 
@@ -93,20 +92,8 @@ def test_a_run_on_cached_frozen_outputs_resumes_exactly(colors, tmp_path, monkey
     monkeypatch.setenv("MODELZOO_CHECKPOINT_SECONDS", "0")  # a checkpoint after every epoch
     r = recipe(colors, epochs=3)
     reference = finetune(validate(r), out=tmp_path / "ref", quiet=True)
-    real = trainer_mod.Trainer.save_checkpoint
-    saved = []
-
-    def stop_in_stage_1(self, stage, epoch, opt, sched):  # Ctrl-C once stage 1's first epoch is checkpointed
-        real(self, stage, epoch, opt, sched)
-        saved.append((stage, epoch))
-        if len(saved) == 2:
-            self.checkpoints.wait()
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(trainer_mod.Trainer, "save_checkpoint", stop_in_stage_1)
-    with pytest.raises(Interrupted):
+    with interrupted_after_checkpoints(2) as saved, pytest.raises(Interrupted):  # in stage 1, after its first epoch
         finetune(validate(r), out=tmp_path / "run", quiet=True)
-    monkeypatch.setattr(trainer_mod.Trainer, "save_checkpoint", real)
     resumed = finetune(resume=tmp_path / "run", quiet=True)
     assert saved[-1] == (1, 1)
     assert strip(resumed.history) == strip(reference.history)

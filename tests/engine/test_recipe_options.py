@@ -12,12 +12,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from modelzoo.engine import trainer as trainer_mod
 from modelzoo.engine.recipe import validate
 from modelzoo.engine.stopping import StageKeeper
 from modelzoo.engine.trainer import Interrupted, finetune
 from modelzoo.errors import RecipeError
-from modelzoo.testing import write_color_images
+from modelzoo.testing import interrupted_after_checkpoints, write_color_images
 
 
 @pytest.fixture(scope="module")
@@ -126,20 +125,8 @@ def test_every_option_resumes_exactly(colors, tmp_path, monkeypatch, tune, data)
     monkeypatch.setenv("MODELZOO_CHECKPOINT_SECONDS", "0")  # a checkpoint after every epoch
     r = recipe(colors, tune, data, epochs=3)
     reference = finetune(validate(r), out=tmp_path / "ref", quiet=True)
-    real = trainer_mod.Trainer.save_checkpoint
-    saved = []
-
-    def stop_after_third(self, stage, epoch, opt, sched):  # Ctrl-C once stage 1's first epoch is checkpointed
-        real(self, stage, epoch, opt, sched)
-        saved.append((stage, epoch))
-        if len(saved) == 3:
-            self.checkpoints.wait()
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(trainer_mod.Trainer, "save_checkpoint", stop_after_third)
-    with pytest.raises(Interrupted):
+    with interrupted_after_checkpoints(3), pytest.raises(Interrupted):  # once stage 1's first epoch is checkpointed
         finetune(validate(r), out=tmp_path / "run", quiet=True)
-    monkeypatch.setattr(trainer_mod.Trainer, "save_checkpoint", real)
     resumed = finetune(resume=tmp_path / "run", quiet=True)
     assert resumed.metrics == reference.metrics
 

@@ -1,12 +1,15 @@
 """The fixtures of the ``modelzoo.testing`` pytest plugin: an isolated catalog cache per test, the real
-catalog once per session, fake and throw-away plugin sites, and the local Hub server.
+catalog once per session, fake and throw-away plugin sites, the local Hub server, and a fine-tune
+interrupted after its n-th checkpoint (resume tests).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
+from collections.abc import Iterator
 
 import pytest
 
@@ -119,3 +122,27 @@ def hub_server():
     with HubServer() as server:
         yield server
         assert server.unknown == [], f"client called endpoints the test server does not know: {server.unknown}"
+
+
+@contextlib.contextmanager
+def interrupted_after_checkpoints(n: int) -> Iterator[list[tuple[int, int]]]:
+    """Inside the block, a fine-tune stops as Ctrl-C stops it right after its ``n``-th checkpoint has
+    landed (``modelzoo.engine.trainer.Interrupted``); yields the ``(stage, epoch)`` of each checkpoint.
+    For resume tests: set ``MODELZOO_CHECKPOINT_SECONDS=0`` for a checkpoint after every epoch."""
+    from ..engine import trainer as trainer_mod
+
+    real = trainer_mod.Trainer.save_checkpoint
+    saved: list[tuple[int, int]] = []
+
+    def stop(self, stage, epoch, opt, sched):
+        real(self, stage, epoch, opt, sched)
+        saved.append((stage, epoch))
+        if len(saved) == n:
+            self.checkpoints.wait()
+            raise KeyboardInterrupt
+
+    trainer_mod.Trainer.save_checkpoint = stop
+    try:
+        yield saved
+    finally:
+        trainer_mod.Trainer.save_checkpoint = real
