@@ -66,3 +66,20 @@ def test_a_download_that_never_answers_meets_the_deadline(server, tmp_path):
 def test_a_refused_connection_cannot_reach_the_hub(tmp_path):
     env = hub_env(f"http://127.0.0.1:{free_port()}", tmp_path / "hf", HF_HUB_ETAG_TIMEOUT="2")
     one_line(zoo(env, "pull", "org/stalled"), "cannot reach the Hub at http://127.0.0.1:")
+
+
+def test_a_push_to_a_hub_that_never_answers_meets_the_deadline(server, tmp_path):
+    """Uploads take no socket timeout in huggingface_hub: the push's overall deadline ends it, one line."""
+    import torch
+
+    import modelzoo
+
+    torch.manual_seed(0)
+    model = modelzoo.assemble("timm:test_convnext", "classification:linear", labels=["a", "b"], pretrained=False)
+    modelzoo.save_model(model, tmp_path / "run")
+    env = hub_env(server, tmp_path / "hf", MODELZOO_HUB_TIMEOUT="4")
+    with server.fault("silent", "*", ""):
+        start = time.monotonic()
+        proc = zoo(env, "push", str(tmp_path / "run"), "org/pushed")
+    one_line(proc, "pushing to org/pushed did not finish within 4 s (MODELZOO_HUB_TIMEOUT)", "run zoo push again later")
+    assert time.monotonic() - start < 40

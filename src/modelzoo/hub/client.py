@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from ..errors import ZooError
 from ..util.names import check_path_name, path_name_problem
@@ -283,3 +284,27 @@ def _check_reachable() -> None:
         if _is_connection_error(exc):
             raise _unreachable() from None
         raise
+
+
+#: seconds one Hub transfer (a pull's downloads, a push's upload) may take in all, unless
+#: MODELZOO_HUB_TIMEOUT says otherwise
+HUB_TIMEOUT = 3600.0
+
+
+def within_deadline(work: Callable[[], Any], what: str, retry: str) -> Any:
+    """``work()`` (a whole transfer) within the overall Hub deadline, ``MODELZOO_HUB_TIMEOUT``: a server
+    that trickles, or takes the connection and never answers, ends in one line (``retry`` says what to do)
+    instead of a hang; socket timeouts alone bound each read, not the whole."""
+    from ..util.deadline import DeadlinePassed, call_with_deadline
+    from ..util.env import env_number
+
+    deadline = env_number("MODELZOO_HUB_TIMEOUT", HUB_TIMEOUT, "seconds")
+    try:
+        return call_with_deadline(work, deadline, what)
+    except DeadlinePassed:
+        error = ZooError(
+            f"{what} did not finish within {deadline:g} s (MODELZOO_HUB_TIMEOUT): the Hub at {endpoint()} is"
+            f" stalled or too slow; {retry}"
+        )
+        error.abandoned_work = True  # the transfer's thread is left behind: zoo must not wait for it at exit
+        raise error from None

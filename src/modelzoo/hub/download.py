@@ -19,6 +19,7 @@ from ..util.files import sha256_file
 from ..util.names import path_name_problem
 from .client import (
     COMMIT_RE,
+    HUB_TIMEOUT,
     _is_connection_error,
     _offline,
     _offline_miss,
@@ -29,6 +30,7 @@ from .client import (
     parse_ref,
     remember_refs,
     request_timeout,
+    within_deadline,
 )
 from .lockfile import LockEntry, check_locked, lock_path, read_lock, write_lock
 from .manifest import MANIFEST, NotModelzoo, _Mismatch, _recorded, parse_manifest, pullable, verify_snapshot
@@ -105,27 +107,14 @@ def _fetch(repo_id: str, revision: str, token: str | None) -> tuple[str, Path, b
 SMALL_FILE = 4 << 20
 #: the largest model file a pull takes unless MODELZOO_PULL_MAX_GB says otherwise
 MAX_PULL_GB = 100.0
-#: seconds one pull's downloads may take in all unless MODELZOO_HUB_TIMEOUT says otherwise
-HUB_TIMEOUT = 3600.0
 
 
 def _download_listed(repo_id: str, sha: str, token: str | None) -> Path:
     """Download exactly the files the repo's manifest lists that a pull may take (never an unlisted
     file, never a nested picture), each bounded in size, all within one overall deadline."""
-    from ..util.deadline import DeadlinePassed, call_with_deadline
-
-    deadline = env_number("MODELZOO_HUB_TIMEOUT", HUB_TIMEOUT, "seconds")
     cap = int(env_number("MODELZOO_PULL_MAX_GB", MAX_PULL_GB, "GB") * 1e9)
     what = f"downloading {repo_id}@{sha[:12]}"
-    try:
-        return call_with_deadline(lambda: _listed_files(repo_id, sha, token, cap), deadline, what)
-    except DeadlinePassed:
-        error = ZooError(
-            f"{what} did not finish within {deadline:g} s (MODELZOO_HUB_TIMEOUT): the Hub at {endpoint()} is"
-            " stalled or too slow; try again later"
-        )
-        error.abandoned_work = True  # the download threads are left behind: zoo must not wait for them at exit
-        raise error from None
+    return within_deadline(lambda: _listed_files(repo_id, sha, token, cap), what, "try again later")
 
 
 def _listed_files(repo_id: str, sha: str, token: str | None, cap: int) -> Path:

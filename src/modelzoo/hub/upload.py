@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import ZooError
 from ..model.folder import model_files, read_config
 from ..util.files import read_json_object
-from .client import _token, hub_errors, parse_ref
+from .client import _token, hub_errors, parse_ref, within_deadline
 from .manifest import (
     CARD,
     MANIFEST,
@@ -127,42 +127,50 @@ def push(
         notes: list[str] = []
         contents, hashes, summary = _publishable(folder, repo_id, license, export, Path(work), notes, tag or branch)
         api = HfApi(token=token)
-        with hub_errors(repo_id, branch):
-            url = str(api.create_repo(repo_id, private=private, exist_ok=True))
-            if branch != "main":
-                api.create_branch(repo_id, branch=branch, exist_ok=True)
-            head = api.repo_info(repo_id, revision=branch, files_metadata=True)
-            if private and not head.private:
-                print(
-                    f"warning: {repo_id} already exists and is public; --private only applies to new repos",
-                    file=sys.stderr,
+        args = (api, repo_id, branch, private, tag, contents, hashes, summary, message, label, token)
+        retry = "run zoo push again later (it uploads only what the repo lacks)"
+        url, sha, changed = within_deadline(lambda: _commit(*args), f"pushing to {repo_id}", retry)
+    return PushResult(repo_id, url, sha, branch, changed, tag, hashes, tuple(notes))
+
+
+def _commit(api, repo_id, branch, private, tag, contents, hashes, summary, message, label, token):
+    """The push's talk with the Hub: the repo, what differs, one commit, the tag; ``(url, sha, changed)``."""
+    with hub_errors(repo_id, branch):
+        url = str(api.create_repo(repo_id, private=private, exist_ok=True))
+        if branch != "main":
+            api.create_branch(repo_id, branch=branch, exist_ok=True)
+        head = api.repo_info(repo_id, revision=branch, files_metadata=True)
+        if private and not head.private:
+            print(
+                f"warning: {repo_id} already exists and is public; --private only applies to new repos",
+                file=sys.stderr,
+            )
+        remote = {s.rfilename: s for s in head.siblings or []}
+        changed = [n for n in sorted(contents) if not _same(remote.get(n), contents[n], hashes[n])]
+        stale = _stale_files(api, repo_id, head.sha, remote, contents, token)
+        tags = {}
+        if tag:
+            tags = {t.name: t.target_commit for t in api.list_repo_refs(repo_id).tags}
+            if tag in tags and (changed or stale or tags[tag] != head.sha):
+                raise ZooError(
+                    f"tag {tag!r} already points to {tags[tag][:12]} in {repo_id}; tags pin releases, pick a new one"
                 )
-            remote = {s.rfilename: s for s in head.siblings or []}
-            changed = [n for n in sorted(contents) if not _same(remote.get(n), contents[n], hashes[n])]
-            stale = _stale_files(api, repo_id, head.sha, remote, contents, token)
-            tags = {}
-            if tag:
-                tags = {t.name: t.target_commit for t in api.list_repo_refs(repo_id).tags}
-                if tag in tags and (changed or stale or tags[tag] != head.sha):
-                    raise ZooError(
-                        f"tag {tag!r} already points to {tags[tag][:12]} in {repo_id}; tags pin releases, pick a new one"
-                    )
-            sha = head.sha
-            if changed or stale:
-                metrics = (summary or {}).get("metrics") or {}
-                described = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float)))
-                info = api.create_commit(
-                    repo_id,
-                    operations=_operations(changed, stale, contents, hashes),
-                    commit_message=message or f"Push {label} with modelzoo",
-                    commit_description=described or None,
-                    revision=branch,
-                    parent_commit=head.sha,
-                )
-                sha = info.oid
-            if tag and tag not in tags:
-                api.create_tag(repo_id, tag=tag, revision=sha)
-    return PushResult(repo_id, url, sha, branch, bool(changed or stale), tag, hashes, tuple(notes))
+        sha = head.sha
+        if changed or stale:
+            metrics = (summary or {}).get("metrics") or {}
+            described = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float)))
+            info = api.create_commit(
+                repo_id,
+                operations=_operations(changed, stale, contents, hashes),
+                commit_message=message or f"Push {label} with modelzoo",
+                commit_description=described or None,
+                revision=branch,
+                parent_commit=head.sha,
+            )
+            sha = info.oid
+        if tag and tag not in tags:
+            api.create_tag(repo_id, tag=tag, revision=sha)
+    return url, sha, bool(changed or stale)
 
 
 def _publishable(
