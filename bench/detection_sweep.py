@@ -38,7 +38,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from recipe_sweep import arm_recipe, load1, parse_adhoc
+from recipe_sweep import arm_recipe, chosen_arms, load1
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "zoo" / "mobilenetv2-fasterrcnn-fashion-scenes.toml"
@@ -261,15 +261,7 @@ def main() -> int:
             parser.error("--table needs --results FILE")
         print_table([json.loads(line) for line in args.results.read_text().splitlines() if line.strip()])
         return 0
-    chosen = dict(ARMS)
-    if args.arms:
-        unknown = [a for a in args.arms.split(",") if a not in ARMS]
-        if unknown:
-            parser.error(f"unknown arm(s) {unknown}; arms: {', '.join(ARMS)}")
-        chosen = {a: ARMS[a] for a in args.arms.split(",")}
-    if args.arm:
-        chosen = {} if not args.arms else chosen
-        chosen.update(parse_adhoc(a) for a in args.arm)
+    chosen = chosen_arms(parser, args, ARMS, "arms")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.keep or Path(tmp)

@@ -279,6 +279,23 @@ def arm_recipe(base: Path, arm: dict[str, Any], extra: list[str], folder: Path) 
     return path
 
 
+def chosen_arms(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, known: dict[str, Any], label: str
+) -> dict[str, Any]:
+    """The arms to run: ``--arms`` names among ``known`` (all by default), plus ad-hoc ``--arm`` ones
+    (alone when ``--arms`` is not given); an unknown name is a usage error listing ``label``."""
+    chosen = dict(known)
+    if args.arms:
+        unknown = [a for a in args.arms.split(",") if a not in known]
+        if unknown:
+            parser.error(f"unknown arm(s) {unknown}; {label}: {', '.join(known) or 'none'}")
+        chosen = {a: known[a] for a in args.arms.split(",")}
+    if args.arm:
+        chosen = {} if not args.arms else chosen
+        chosen.update(parse_adhoc(a) for a in args.arm)
+    return chosen
+
+
 def cold_feature_cache(root: Path) -> dict[str, str]:
     """An environment whose modelzoo cache holds everything the user's does (the catalog, converted
     weights) except the shared feature cache, so a run pays for its feature pass as a first run does
@@ -398,16 +415,7 @@ def main() -> int:
             parser.error("--table needs --results FILE")
         print_table([json.loads(line) for line in args.results.read_text().splitlines() if line.strip()])
         return 0
-    known = ARMS.get(args.recipe.stem, {})
-    chosen = dict(known)
-    if args.arms:
-        unknown = [a for a in args.arms.split(",") if a not in known]
-        if unknown:
-            parser.error(f"unknown arm(s) {unknown}; arms of {args.recipe.stem}: {', '.join(known) or 'none'}")
-        chosen = {a: known[a] for a in args.arms.split(",")}
-    if args.arm:
-        chosen = {} if not args.arms else chosen
-        chosen.update(parse_adhoc(a) for a in args.arm)
+    chosen = chosen_arms(parser, args, ARMS.get(args.recipe.stem, {}), f"arms of {args.recipe.stem}")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.keep or Path(tmp)
