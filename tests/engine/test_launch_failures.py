@@ -228,6 +228,26 @@ def memory_cgroup(name: str, limit: int) -> Path | None:
     return None
 
 
+def run_in_cgroup(group: Path, cmd: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+    """``cmd`` run inside the memory cgroup ``group`` (it joins before it starts), which is removed after."""
+    try:
+        return subprocess.run(
+            cmd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            preexec_fn=lambda: (group / "cgroup.procs").write_text(str(os.getpid())),
+        )
+    finally:
+        for _ in range(50):  # the cgroup empties once the last process of the run is reaped
+            try:
+                group.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)
+
+
 def _read(path: Path) -> str:
     try:
         return path.read_text()
@@ -244,22 +264,7 @@ def test_more_workers_than_the_memory_limit_holds_are_refused_before_any_starts(
         pytest.skip("no memory cgroup can be made here (needs root and a memory controller)")
     out = tmp_path / "x"
     cmd = [sys.executable, "-m", "modelzoo", "finetune", str(tiny_recipe(tmp_path)), "--nproc", "4", "--out", str(out)]
-    try:
-        proc = subprocess.run(
-            cmd,
-            env=clean_env(MODELZOO_CORES="2"),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            preexec_fn=lambda: (group / "cgroup.procs").write_text(str(os.getpid())),
-        )
-    finally:
-        for _ in range(50):
-            try:
-                group.rmdir()
-                break
-            except OSError:
-                time.sleep(0.1)
+    proc = run_in_cgroup(group, cmd, clean_env(MODELZOO_CORES="2"), timeout=120)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert lines[0].startswith("error: --nproc 4 needs more than ") and " GB is available; " in lines[0], lines[0]
@@ -290,22 +295,7 @@ def test_a_worker_the_kernel_killed_for_memory_is_said_so(tmp_path):
     env = clean_env(
         MODELZOO_PLUGINS="classification,timm", MODELZOO_CACHE=str(tmp_path / "cache"), MODELZOO_CHANNELS_LAST="0"
     )
-    try:
-        proc = subprocess.run(
-            [*cmd, "--quiet", "--nproc", "2"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            preexec_fn=lambda: (group / "cgroup.procs").write_text(str(os.getpid())),
-        )
-    finally:
-        for _ in range(50):
-            try:
-                group.rmdir()
-                break
-            except OSError:
-                time.sleep(0.1)
+    proc = run_in_cgroup(group, [*cmd, "--quiet", "--nproc", "2"], env, timeout=300)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and lines, proc.stderr
     assert lines[-1].startswith("error: worker rank ") and "was killed by SIGKILL" in lines[-1], proc.stderr
