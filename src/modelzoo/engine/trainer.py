@@ -277,12 +277,13 @@ class Trainer:
         lr = stage.lr or r.optimizer.lr
         decay = stage.layer_decay if stage.layer_decay is not None else r.optimizer.layer_decay
         opt = make_optimizer(r, param_groups(self.model, self.groups, lr, r.optimizer.weight_decay, decay))
-        prefix = None if use_cache or frozen or augmenting else self.frozen_prefix(trainable, stage)
+        cached = None if use_cache or frozen or augmenting else self.frozen_prefix(trainable, stage)
+        prefix = cached[0] if cached else None
         if use_cache:
             train_feats, train_y, val_feats, val_y = self.cached_features(si)
             train_set = FeatureSet(train_feats, train_y)
-        elif prefix is not None:
-            prefix, train_set, val_set = prefix
+        elif cached:
+            _, train_set, val_set = cached
             val_loader = self.loader(val_set, shuffle=False)
         else:
             train_set = a.dataset("train", augment=stage.augment)
@@ -362,14 +363,15 @@ class Trainer:
         if a.batch_input is None or not self.feature_cache or self.recipe.compile or self.world.distributed:
             return None  # the task does not allow it; compiled and multi-process stages run the full model
         probe = next(iter(self.loader(a.dataset("train"), shuffle=False)), None)
-        prefix, why = (
-            prefixcache.plan(self, trainable, stage.freeze_bn_stats, a.to_device(probe)) if probe else (None, "")
-        )
-        sets = [prefixcache.cached_split(self, prefix, split) for split in ("train", "val")] if prefix else []
-        if prefix is None or any(s is None for s in sets):
+        if probe is None:
+            return None
+        prefix, why = prefixcache.plan(self, trainable, stage.freeze_bn_stats, a.to_device(probe))
+        train = prefixcache.cached_split(self, prefix, "train") if prefix else None
+        val = prefixcache.cached_split(self, prefix, "val") if train is not None else None  # not after a refusal
+        if prefix is None or train is None or val is None:
             self.log(f"  the frozen layers run every epoch: {why or 'their outputs would not fit the memory limit'}")
             return None
-        return prefix, sets[0], sets[1]
+        return prefix, train, val
 
     def feature_key(self) -> str:
         """What makes cached features valid: the backbone's weights right now, its preprocessing,
