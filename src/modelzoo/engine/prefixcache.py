@@ -119,7 +119,7 @@ def _identity(x: Any, *args: Any, **kwargs: Any) -> Any:
     return x
 
 
-def _prefix(model: nn.Module, backbone: nn.Module, entry: nn.Module, run: Any) -> list[nn.Module]:
+def _prefix(backbone: nn.Module, entry: nn.Module, run: Any) -> list[nn.Module]:
     """The outermost backbone modules whose forward passes finished before ``entry`` was called."""
     order: list[tuple[str, nn.Module]] = []
     done: set[int] = set()
@@ -148,8 +148,7 @@ def _prefix(model: nn.Module, backbone: nn.Module, entry: nn.Module, run: Any) -
         for h in hooks:
             h.remove()
     finished = {name for name, m in order if id(m) in done}
-    outer = [m for name, m in order if name in finished and not _inside(name, finished)]
-    return outer
+    return [m for name, m in order if name in finished and not _inside(name, finished)]
 
 
 def _inside(name: str, names: set[str]) -> bool:
@@ -186,8 +185,7 @@ def plan(trainer: Any, trained: list[str], freeze_bn_stats: bool, batch: Any) ->
     try:
         with torch.no_grad():
             model.eval()
-            prefix = Prefix(group, entry, [])
-            prefix.skipped = _prefix(model, model.backbone, entry, full)
+            prefix = Prefix(group, entry, _prefix(model.backbone, entry, full))
             cached = prefix.entry_input(full)
             if not prefix.skipped or cached is None:
                 return None, "the layers below the entry are not modules called before it"
