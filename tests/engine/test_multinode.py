@@ -1,5 +1,7 @@
-"""Several machines, proven on one: the README's multi-node ``torchrun`` command run as two launchers
-(nodes) on 127.0.0.1 sharing one run folder, a node lost mid-epoch, and automatic restarts.
+"""Several machines, proven on one: the README's multi-node command (``zoo finetune --nnodes 2
+--rdzv-endpoint ...``, torchrun's c10d rendezvous called in-process) run as two launchers (nodes) on
+127.0.0.1 sharing one run folder, a node lost mid-epoch, automatic restarts, and the rendezvous's
+faults (a port held by another program, nodes that never come, nobody hosting), each one line.
 
 Equivalence tolerance, as in test_distributed.py: the model has no BatchNorm or dropout (timm
 ``test_convnext``: LayerNorm), so two processes and one see the same global batches with the same
@@ -32,39 +34,77 @@ from modelzoo.testing import child_pids, clean_env, free_port, write_color_image
 pytestmark = pytest.mark.slow
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-TORCHRUN = Path(sys.executable).parent / "torchrun"
+ZOO = str(Path(sys.executable).parent / "zoo")
 EPOCHS = 8  # of the fine-tune stage: long enough to kill a node or a worker mid-stage
 ROWS = [(0, 0), (0, 1)] + [(1, e) for e in range(EPOCHS)]
 
 
-def readme_commands() -> tuple[list[str], list[str]]:
-    """The multi-node and the SLURM ``torchrun`` commands of the README's "Scale out" block, as tokens."""
+def readme_commands() -> tuple[list[str], list[str], list[str]]:
+    """The multi-node, SLURM and plain-torchrun commands of the README's "Scale out" block, as tokens."""
     block = README.read_text().split("## Scale out", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
     lines = [line.strip() for line in block.replace("\\\n", " ").splitlines()]
-    multi = shlex.split(next(line for line in lines if line.startswith("torchrun ")))
+    multi = shlex.split(next(line for line in lines if line.startswith("zoo ") and "--nnodes" in line))
     srun = shlex.split(next(line for line in lines if line.startswith("srun ")))
     slurm = srun[-1].split()  # the quoted bash -c command; $(...) stays in pieces, flags stay whole
-    return multi, slurm
+    torchrun = shlex.split(next(line for line in lines if line.startswith("torchrun ")))
+    return multi, slurm, torchrun
 
 
-def test_the_slurm_command_passes_torchrun_the_multinode_flags():
-    multi, slurm = readme_commands()
+def test_the_slurm_command_passes_the_multinode_flags():
+    multi, slurm, _ = readme_commands()
     flags = [t for t in multi if t.startswith("--")]
-    assert flags == [t for t in slurm if t.startswith("--")]
-    tail = ["-m", "modelzoo", "finetune", "RECIPE", "--out", "runs/x"]
-    assert multi[multi.index("-m") :] == slurm[slurm.index("-m") :] == tail
+    assert [t for t in slurm if t.startswith("--") and t != "--rdzv-id"] == flags  # + the job's id
+    assert multi[:3] == slurm[:3] == ["zoo", "finetune", "RECIPE"] and multi[-2:] == slurm[-2:] == ["--out", "runs/x"]
+
+
+def test_zoo_gives_torchrun_the_flags_of_the_readme_torchrun_command(tmp_path):
+    """``--nnodes`` is torchrun's c10d rendezvous: the README's plain torchrun form says the same."""
+    from modelzoo.engine.launch import parse_nodes
+
+    _, _, torchrun = readme_commands()
+    nodes = parse_nodes(2, "HOST:29500", "x", tmp_path / "x")
+    ours = nodes.flags(600)
+    theirs = torchrun[1 : torchrun.index("-m")]
+    for flag in ("--nnodes", "--rdzv-backend", "--rdzv-endpoint", "--rdzv-id"):
+        assert ours[ours.index(flag) + 1] == theirs[theirs.index(flag) + 1], flag
+    assert ours[ours.index("--rdzv-conf") + 1] == "join_timeout=600,read_timeout=60"
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["--nnodes", "2"], "--nnodes 2 needs --rdzv-endpoint HOST:PORT"),
+        (["--nnodes", "0", "--rdzv-endpoint", "h:1"], "--nnodes must be a whole number >= 1"),
+        (["--rdzv-endpoint", "h:1"], "--nnodes must be a whole number >= 1"),
+        (["--nnodes", "2", "--rdzv-endpoint", "h"], "is not HOST:PORT"),
+        (["--nnodes", "2", "--rdzv-endpoint", "h:99999"], "is not HOST:PORT"),
+        (["--nnodes", "2", "--rdzv-endpoint", "h:1", "--rdzv-id", "a/b"], "--rdzv-id 'a/b' must be letters"),
+        (["--nnodes", "2", "--rdzv-endpoint", "no-such-host.invalid:29500"], "does not resolve"),
+    ],
+)
+def test_bad_multinode_flags_are_one_line(tmp_path, recipe, flags, words):
+    cmd = [sys.executable, "-m", "modelzoo", "finetune", str(recipe), "--out", str(tmp_path / "run"), *flags]
+    proc = subprocess.run(cmd, env=env(tmp_path / "cache"), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1 and words in proc.stderr, proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_several_nodes_need_a_shared_run_folder(tmp_path, recipe):
+    cmd = [sys.executable, "-m", "modelzoo", "finetune", str(recipe), "--nnodes", "2", "--rdzv-endpoint", "h:1"]
+    proc = subprocess.run(cmd, env=env(tmp_path / "cache"), capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: several nodes write one run folder: give --out")
 
 
 def node_command(recipe: Path, run: Path, port: int) -> list[str]:
     """The README's multi-node command with one process per node on 127.0.0.1:``port``."""
-    multi, _ = readme_commands()
-    values = {"--nproc-per-node": "1", "--rdzv-endpoint": f"127.0.0.1:{port}"}
+    multi, _, _ = readme_commands()
+    values = {"--nproc": "1", "--rdzv-endpoint": f"127.0.0.1:{port}"}
     cmd, last = [], None
     for token in multi:
         token = values.get(last, token)
-        cmd.append({"torchrun": str(TORCHRUN), "RECIPE": str(recipe), "runs/x": str(run)}.get(token, token))
+        cmd.append({"zoo": ZOO, "RECIPE": str(recipe), "runs/x": str(run)}.get(token, token))
         last = token
-    assert cmd[:2] == [str(TORCHRUN), "--nnodes"] and f"127.0.0.1:{port}" in cmd
+    assert cmd[:4] == [ZOO, "finetune", str(recipe), "--nnodes"] and f"127.0.0.1:{port}" in cmd
     return cmd
 
 
@@ -225,30 +265,37 @@ def test_two_nodes_train_like_one_process_and_only_global_rank_zero_writes(tmp_p
 
 
 @pytest.mark.attack("distributed")
-def test_a_lost_node_ends_the_other_in_one_line_and_the_run_resumes_on_one_node(tmp_path, recipe, reference):
+@pytest.mark.parametrize("dying", ["b", "a"], ids=["a-node", "the-rendezvous-host"])
+def test_a_lost_node_ends_the_other_in_one_line_and_the_run_resumes_on_one_node(tmp_path, recipe, reference, dying):
+    """Node a hosts the rendezvous (it started first), the node of group rank 0 the workers' store: when
+    node a dies, the survivor's launcher loses the rendezvous too, and whichever sees it first says so."""
     run, port, timeout = tmp_path / "run", free_port(), 20
     a, b = start_nodes(node_command(recipe, run, port), tmp_path, port, MODELZOO_DIST_TIMEOUT=str(timeout))
     try:
-        # the node of group rank 0 hosts the workers' store (and node a the rendezvous): the other one dies
         workers = {node: node.worker_env() for node in (a, b)}
-        survivor, dying = (a, b) if workers[a][1]["GROUP_RANK"] == "0" else (b, a)
+        dying, survivor = (b, a) if dying == "b" else (a, b)
         wait_for_rows(run, 4, [a.proc, b.proc])  # the head stage and 2 of the fine-tune's epochs
         dying.kill()
-        start, worker = time.time(), Path(f"/proc/{workers[survivor][0]}/stat")
-        while time.time() - start < timeout + 60 and worker.exists() and worker.read_text().split()[2] != "Z":
-            time.sleep(0.05)
-        took = time.time() - start  # until the survivor's worker ended (its launcher then reports too)
-        survivor.proc.wait(timeout=120)
+        start = time.time()
+        survivor.proc.wait(timeout=timeout + 60)
+        took = time.time() - start
     finally:
         a.stop()
         b.stop()
     err = survivor.err.read_text()
     assert survivor.proc.returncode != 0 and took < timeout + 30, (took, err[-3000:])
     ours = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(ours) == 1, err[-3000:]
+    assert len(ours) == 1 and err.strip().splitlines()[-1] == ours[0], err[-3000:]  # nothing after it (torchrun's)
     lost = workers[dying][1]["GROUP_RANK"]
-    assert f"lost node {lost} (" in ours[0] and "stopped answering" in ours[0], ours[0]
-    assert ours[0].endswith(f"the last checkpoint in {run} is intact; continue with: zoo finetune --resume {run}")
+    if dying is a and "lost the rendezvous" in ours[0]:
+        assert ours[0].startswith(f"error: lost the rendezvous at 127.0.0.1:{port} ("), ours[0]
+        assert "the node on 127.0.0.1 that hosts it stopped or cannot be reached; the run stopped" in ours[0]
+        assert (
+            f"the last checkpoint in {run} is intact; continue with: zoo finetune --resume {run} --nproc 1" in ours[0]
+        )
+    else:
+        assert f"lost node {lost} (" in ours[0] and "stopped answering" in ours[0], ours[0]
+        assert ours[0].endswith(f"the last checkpoint in {run} is intact; continue with: zoo finetune --resume {run}")
     assert not (run / "model.safetensors").exists()
 
     cmd = [sys.executable, "-m", "modelzoo", "finetune", "--resume", str(run), "--quiet"]
@@ -286,6 +333,31 @@ def test_max_restarts_resume_after_a_dead_worker_with_the_metrics_of_an_uninterr
     assert [line for line in err.splitlines() if line.startswith("error:")] == []
     assert same_metrics(reference["summary"]["metrics"], summary(run)["metrics"])
     assert summary(run)["processes"] == 2
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["stage"], r["epoch"]) for r in rows] == ROWS
+
+
+@pytest.mark.attack("distributed")
+def test_max_restarts_on_two_nodes_resume_everywhere_after_one_worker_died(tmp_path, recipe, reference):
+    """Only the node whose worker died counts a restart (torchrun's TORCHELASTIC_RESTART_COUNT); the other
+    node's launcher restarts its workers too, and both must resume alike from the last checkpoint."""
+    run, port = tmp_path / "run", free_port()
+    cmd = [*node_command(recipe, run, port), "--max-restarts", "1"]
+    a, b = start_nodes(cmd, tmp_path, port, MODELZOO_DIST_TIMEOUT="60")
+    try:
+        b_worker, _ = b.worker_env()
+        wait_for_rows(run, 4, [a.proc, b.proc])
+        os.kill(b_worker, signal.SIGKILL)
+        for node in (a, b):
+            assert node.proc.wait(timeout=240) == 0, node.err.read_text()[-3000:]
+    finally:
+        a.stop()
+        b.stop()
+    errs = a.err.read_text() + b.err.read_text()
+    assert "resuming " in errs and [line for line in errs.splitlines() if line.startswith("error")] == [], errs[-3000:]
+    assert (a.out.read_text() + b.out.read_text()).count("run ") == 1
+    got = summary(run)
+    assert got["processes"] == 2 and same_metrics(reference["summary"]["metrics"], got["metrics"]), got
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [(r["stage"], r["epoch"]) for r in rows] == ROWS
 
@@ -336,3 +408,58 @@ def test_the_launcher_names_the_rank_that_raised_first_in_its_own_words(tmp_path
     assert lines[0].startswith("error: worker rank 1 (pid ") and "stopped with exit code 2 (its error: " in lines[0]
     assert f"unreadable image {bad}" in lines[0], lines[0]
     assert lines[0].endswith(f"continue with: zoo finetune --resume {run} --nproc 2"), lines[0]
+
+
+def alone(tmp_path: Path, recipe: Path, port: int, timeout: int = 5) -> tuple[subprocess.CompletedProcess, float]:
+    """One node of two, started alone on 127.0.0.1:``port``: its output and how long it took."""
+    cmd = node_command(recipe, tmp_path / "run", port)
+    start = time.time()
+    proc = subprocess.run(
+        cmd,
+        env=env(tmp_path / "cache", MODELZOO_DIST_TIMEOUT=str(timeout)),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    return proc, time.time() - start
+
+
+@pytest.mark.attack("distributed")
+def test_a_rendezvous_port_held_by_another_program_is_one_line(tmp_path, recipe):
+    """A program on the port that accepts connections and never answers: torch's client would wait for
+    its handshake forever."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen(8)
+        port = held.getsockname()[1]
+        proc, took = alone(tmp_path, recipe, port)
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr[-3000:]
+    assert (
+        f"another program holds port {port} on 127.0.0.1; give every node another --rdzv-endpoint port" in proc.stderr
+    )
+    assert took < 60, took
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.attack("distributed")
+def test_nodes_that_never_come_are_one_line_after_the_timeout(tmp_path, recipe):
+    proc, took = alone(tmp_path, recipe, free_port(), timeout=5)
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr[-3000:]
+    assert "waited 5 s for 2 nodes and not all came: start the command on every node" in proc.stderr
+    assert took < 60, took
+
+
+@pytest.mark.attack("distributed")
+def test_a_rendezvous_nobody_hosts_is_one_line(tmp_path, recipe):
+    """The port is taken on the host (bound, not listening): this node cannot host the store, and nobody
+    answers there."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
+        proc, took = alone(tmp_path, recipe, port, timeout=5)
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr[-3000:]
+    line = proc.stderr.strip()
+    assert line.startswith(f"error: could not reach the rendezvous at 127.0.0.1:{port}") or line.startswith(
+        f"error: no rendezvous answered at 127.0.0.1:{port} within 5 s"
+    ), line
+    assert "start the command on 127.0.0.1 too" in line and took < 90, (took, line)

@@ -20,7 +20,7 @@ from .output import note, out
 def cmd_finetune(args: argparse.Namespace) -> int:
     import os
 
-    if args.nproc or "WORLD_SIZE" in os.environ:
+    if args.nproc or args.nnodes or "WORLD_SIZE" in os.environ:
         # torch.distributed's C++ warnings (store retries with stack traces, DDP tuning hints) drown the
         # one line the engine prints for a failure; set TORCH_CPP_LOG_LEVEL yourself to see them
         os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "FATAL")
@@ -43,7 +43,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         raise ZooError("--nproc must be a whole number >= 1 (worker processes on this machine)")
     if args.max_restarts is not None and args.max_restarts < 0:
         raise ZooError("--max-restarts must be a whole number >= 0 (automatic restarts after a worker dies)")
-    if (args.nproc and args.nproc > 1) or args.max_restarts:
+    if (args.nproc and args.nproc > 1) or args.max_restarts or args.nnodes or args.rdzv_endpoint or args.rdzv_id:
         return _launch(args)
     try:
         run = finetune(
@@ -131,30 +131,36 @@ def find_lr_command(args: argparse.Namespace) -> int:
 
 
 def _launch(args: argparse.Namespace) -> int:
-    """``--nproc N`` / ``--max-restarts K``: validate here, pick the run folder, then start the workers
-    through torchrun (restarted up to K times, each time from the run's last checkpoint)."""
+    """``--nproc N`` / ``--max-restarts K`` / ``--nnodes M --rdzv-endpoint HOST:PORT``: validate here,
+    pick the run folder, then start this node's workers through torchrun (restarted up to K times, each
+    time from the run's last checkpoint)."""
     from pathlib import Path
 
-    from ..engine.launch import launch, worker_args
+    from ..engine.launch import launch, parse_nodes, worker_args
     from ..engine.recipe import load_recipe
+    from ..engine.runlock import check_new_out
     from ..engine.trainer import resolve_out
 
     nproc = args.nproc or 1  # --max-restarts alone: one worker, restarted
+    given = Path(args.resume or args.out) if (args.resume or args.out) else None
+    nodes = parse_nodes(args.nnodes, args.rdzv_endpoint, args.rdzv_id, given)
     if args.resume:
         out = Path(args.resume)
     else:
         if args.recipe is None:
             raise ZooError("give a recipe (a zoo/*.toml file or a registered recipe name), or --resume RUN_DIR")
         recipe = load_recipe(args.recipe, args.set or [])
-        if recipe.data.batch_size < nproc:
+        world = nproc * (nodes.count if nodes else 1)
+        if recipe.data.batch_size < world:
             raise ZooError(
-                f"data.batch_size {recipe.data.batch_size} is the global batch; with {nproc} processes it must"
-                f" be at least {nproc}"
+                f"data.batch_size {recipe.data.batch_size} is the global batch; with {world} processes it must"
+                f" be at least {world}"
             )
         out = resolve_out(recipe, args.out)
+        check_new_out(out)  # before any worker starts: a restarted one then resumes only what this launch began
     argv = list(args.argv)
     workers = worker_args(argv[argv.index("finetune") :], None if args.resume else out)
-    return launch(workers, nproc, out, max_restarts=args.max_restarts or 0)
+    return launch(workers, nproc, out, max_restarts=args.max_restarts or 0, nodes=nodes, new=not args.resume)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -449,6 +455,23 @@ def add_commands(sub: argparse._SubParsersAction, command: str | None = None) ->
         metavar="N",
         help="train with N processes on this machine (DistributedDataParallel through torch.distributed.run;"
         " NCCL on GPUs, gloo on CPUs); data.batch_size stays the GLOBAL batch, split across the processes",
+    )
+    p.add_argument(
+        "--nnodes",
+        type=int,
+        metavar="M",
+        help="several machines: run the same command on each of the M nodes, with --rdzv-endpoint and an --out"
+        " every node shares (torchrun's c10d rendezvous; --nproc: the processes per node)",
+    )
+    p.add_argument(
+        "--rdzv-endpoint",
+        metavar="HOST:PORT",
+        help="with --nnodes: the rendezvous, hosted by the node on HOST (e.g. the job's first node) at a free PORT",
+    )
+    p.add_argument(
+        "--rdzv-id",
+        metavar="ID",
+        help="with --nnodes: the job's id, the same on every node (default: from the run folder's name)",
     )
     p.add_argument(
         "--max-restarts",
