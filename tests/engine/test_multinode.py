@@ -59,7 +59,7 @@ def test_the_slurm_command_passes_the_multinode_flags():
 
 def test_zoo_gives_torchrun_the_flags_of_the_readme_torchrun_command(tmp_path):
     """``--nnodes`` is torchrun's c10d rendezvous: the README's plain torchrun form says the same."""
-    from modelzoo.engine.launch import parse_nodes
+    from modelzoo.engine.rendezvous import parse_nodes
 
     _, _, torchrun = readme_commands()
     nodes = parse_nodes(2, "HOST:29500", "x", tmp_path / "x")

@@ -136,8 +136,9 @@ def _launch(args: argparse.Namespace) -> int:
     time from the run's last checkpoint)."""
     from pathlib import Path
 
-    from ..engine.launch import launch, parse_nodes, worker_args
+    from ..engine.launch import launch, worker_args
     from ..engine.recipe import load_recipe
+    from ..engine.rendezvous import parse_nodes
     from ..engine.runlock import check_new_out
     from ..engine.trainer import resolve_out
 
