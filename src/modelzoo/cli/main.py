@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import ZooError
+from ..util.addressspace import guard_torch_import
 from ..util.text import escape
 from . import catalog, engine, export, hub, recipe, select
 from .output import note, out
@@ -49,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     process = argv is None  # the zoo command itself, not a call from Python
     if process:
         _printable_anywhere()
+        guard_torch_import()  # under `ulimit -v`, torch may not even load: one line, not the loader's abort
     try:
         return _main(list(sys.argv[1:] if argv is None else argv), process)
     except MemoryError:
