@@ -21,8 +21,10 @@ ATTACKS: dict[str, str] = {
     "run folder": "two runs into one folder, --out folders that are not ours, failed runs, --resume elsewhere,"
     " bit flips in any run file or checkpoint, a recipe edited before --resume, a push during training,"
     " weights of another architecture",
-    "training faults": "kill -9 at random moments (also mid-checkpoint), a full disk, a NaN loss, Ctrl-C, SIGTERM",
-    "distributed": "a killed worker, a port in use, an unreachable rendezvous, resuming with another world size",
+    "training faults": "kill -9 at random moments (also mid-checkpoint), a full disk, a NaN loss, Ctrl-C, SIGTERM,"
+    " an address-space limit too small for torch",
+    "distributed": "a killed worker, a port in use, an unreachable rendezvous, resuming with another world size,"
+    " a lost node, a rendezvous port held by another program, nodes that never come, restarts across nodes",
     "caches": "stale, foreign and malicious feature caches",
     "recipes": "recipe values, types, overrides (--set) and encodings",
     "files": "truncated or bit-flipped safetensors, sha256 mismatches, malicious pickles as weights, checkpoints"
