@@ -242,7 +242,9 @@ PLANS: dict[str, Run | Skip] = {
     "zoo finetune RECIPE --nnodes 2 --nproc 8 --rdzv-endpoint HOST:29500 --out runs/x": Skip(SCALE),
     "srun --nodes 2 --ntasks-per-node 1 --gpus-per-node 8 bash -c 'zoo finetune RECIPE --nnodes $SLURM_NNODES --nproc 8"
     " --rdzv-endpoint $(scontrol show hostnames $SLURM_NODELIST | head -n1):29500 --rdzv-id $SLURM_JOB_ID --out"
-    " runs/x'": Skip(SCALE, "zoo finetune RECIPE --nnodes 2 --nproc 8 --rdzv-endpoint h:29500 --rdzv-id 7 --out runs/x"),
+    " runs/x'": Skip(
+        SCALE, "zoo finetune RECIPE --nnodes 2 --nproc 8 --rdzv-endpoint h:29500 --rdzv-id 7 --out runs/x"
+    ),
     "torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 --rdzv-id x -m modelzoo"
     " finetune RECIPE --out runs/x": Skip(SCALE, "zoo finetune RECIPE --out runs/x"),
     # -- Object detection
