@@ -50,6 +50,10 @@ from .rendezvous import Nodes, probe_rendezvous, rendezvous_failed
 FAILURE_DIR = "MODELZOO_FAILURE_DIR"
 #: the run folder of a new run :func:`launch` started, after checking that it held no run then
 NEW_RUN = "MODELZOO_NEW_RUN"
+#: torch's switch for a fresh workers' store in every round of a multi-node rendezvous: torch shares one
+#: across restarts and keys each attempt by TORCHELASTIC_RESTART_COUNT, which only the node whose worker
+#: failed advances (pytorch/pytorch#135712): after a restart the nodes' workers would wait for each other
+_FRESH_STORES = "TORCH_DISABLE_SHARE_RDZV_TCP_STORE"
 #: signals the launcher sends to the workers it stops once one has failed
 _STOPS = (signal.SIGTERM, signal.SIGINT)
 #: the lines of a dying worker's standard error worth quoting (a C++ ``terminate`` and its ``what()``,
@@ -102,10 +106,7 @@ def launch(
 
     launch_threads(nproc)  # the workers divide the usable cores (OMP_NUM_THREADS), waiting threads sleep
     if nodes is not None:
-        # a fresh workers' store for every round of the rendezvous: torch shares one across restarts and
-        # keys each attempt by TORCHELASTIC_RESTART_COUNT, which only the node whose worker failed advances
-        # (pytorch/pytorch#135712): after --max-restarts the nodes' workers would wait for each other forever
-        os.environ["TORCH_DISABLE_SHARE_RDZV_TCP_STORE"] = "1"
+        os.environ[_FRESH_STORES] = "1"
     if new:
         os.environ[NEW_RUN] = str(out)
     previous = os.environ.get(FAILURE_DIR)
@@ -148,6 +149,8 @@ def launch(
         raise ZooError(line) from None
     finally:
         os.environ.pop(NEW_RUN, None)
+        if nodes is not None:
+            os.environ.pop(_FRESH_STORES, None)
         if previous is None:
             os.environ.pop(FAILURE_DIR, None)
         else:
@@ -540,9 +543,7 @@ def _write_record(folder: Path, exc: BaseException, line: str, consequence: bool
 
 def restarted_resume(out: str | None, resume: str | None) -> str | None:
     """A worker a launcher restarted, for a run started with ``--out``: the folder to resume, or None to
-    start the run (again).
-
-    Every rank must decide alike, so the decision rests on ``checkpoint/last.pt``: in the first attempt
+    start the run (again). Every rank must decide alike, so the decision rests on ``checkpoint/last.pt``: in the first attempt
     no rank can see one before every rank has decided (the first checkpoint follows training steps
     that need them all), and a restart begins only once the earlier attempt's workers have all stopped.
     A restarted worker is one under :func:`launch`, which checked that ``--out`` held no run when it
