@@ -23,7 +23,7 @@ import pytest
 import tomli_w
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
 
-from modelzoo.engine import launch
+from modelzoo.engine import capacity, launch
 from modelzoo.engine.distributed import PeerLost
 from modelzoo.errors import ZooError
 from modelzoo.testing import clean_env, write_color_images
@@ -151,24 +151,24 @@ def test_a_worker_killed_without_a_word_is_memory_that_likely_ran_out(tmp_path, 
     words = "terminate called after throwing an instance of 'std::bad_alloc'"
     line = launch._failure_line({"rank": 1, "pid": 7, "exitcode": -6, "words": words}, tmp_path / "run", 2)
     assert "std::bad_alloc') (memory ran out: try fewer processes (--nproc 1)" in line, line
-    count = launch.oom_kills()
+    count = capacity.oom_kills()
     assert count is None or count >= 0
 
 
 def test_an_nproc_the_machine_cannot_hold_is_refused_naming_the_fix():
     gb = 2**30
-    launch.check_capacity(8, cores=2, each=gb // 2, free=8 * gb)  # 4 per core, 4 GB of 8: fine
+    capacity.check_capacity(8, cores=2, each=gb // 2, free=8 * gb)  # 4 per core, 4 GB of 8: fine
     with pytest.raises(ZooError) as caught:
-        launch.check_capacity(64, cores=2, each=gb // 2, free=64 * gb)
+        capacity.check_capacity(64, cores=2, each=gb // 2, free=64 * gb)
     assert str(caught.value).startswith("--nproc 64 is far more worker processes than the 2 usable CPU cores")
     assert str(caught.value).endswith("use --nproc 2 (one per core) or fewer")
     with pytest.raises(ZooError) as caught:
-        launch.check_capacity(6, cores=2, each=gb, free=4 * gb)
+        capacity.check_capacity(6, cores=2, each=gb, free=4 * gb)
     assert str(caught.value) == (
         "--nproc 6 needs more than 6.0 GB of memory (at least 1.0 GB per worker process before its model and"
         " data) but 4.0 GB is available; use --nproc 4 or fewer, or free memory"
     )
-    assert launch.resident_bytes() > 10 * 2**20 and launch.available_bytes() > 0  # this machine's, read
+    assert capacity.resident_bytes() > 10 * 2**20 and capacity.available_bytes() > 0  # this machine's, read
 
 
 @pytest.mark.attack("distributed")
@@ -299,7 +299,7 @@ def test_a_worker_the_kernel_killed_for_memory_is_said_so(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and lines, proc.stderr
     assert lines[-1].startswith("error: worker rank ") and "was killed by SIGKILL" in lines[-1], proc.stderr
-    if launch.oom_kills() is not None:
+    if capacity.oom_kills() is not None:
         assert "(the kernel's out-of-memory killer: memory ran out; try fewer processes (--nproc 1)" in lines[-1]
 
 

@@ -25,7 +25,7 @@ launcher saw it die.
 
 Memory: ``--nproc`` far beyond the usable cores, or more workers than the available memory holds
 (each holds at least what the launcher holds when it starts them), is refused before anything
-starts (:func:`check_capacity`); a worker the kernel killed (``SIGKILL``; the out-of-memory killer's
+starts (:func:`.capacity.check_capacity`); a worker the kernel killed (``SIGKILL``; the out-of-memory killer's
 count in ``/proc/vmstat`` rose meanwhile) is reported as memory that ran out, with a smaller
 ``--nproc`` to try.
 """
@@ -44,6 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ZooError
+from ..util.text import first_line
+from .capacity import check_capacity, oom_kills
 from .rendezvous import Nodes, probe_rendezvous, rendezvous_failed
 
 #: where workers write their failure records (set by :func:`launch` for its workers)
@@ -67,8 +69,6 @@ _NOT_WORDS = ('File "', "Extension modules:")
 _MEMORY_WORDS = re.compile(
     r"MemoryError|bad_alloc|out of memory|can't allocate memory|cannot allocate memory", re.IGNORECASE
 )
-#: worker processes per usable core beyond which ``--nproc`` is refused: they would only wait for each other
-PROCESSES_PER_CORE = 4
 #: the first line faulthandler writes for each fatal signal
 _FAULTS = {
     "Aborted": signal.SIGABRT,
@@ -123,20 +123,15 @@ def launch(
             if (out / "checkpoint" / "last.pt").is_file()
             else "interrupted before the first checkpoint; nothing to resume"
         ) from None
-    except RendezvousError as exc:  # the launcher's own store on localhost, a free port: this machine's network
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        if nodes is not None:
-            here = _kept(out, f"zoo finetune --resume {out} --nproc {nproc}")
-            raise rendezvous_failed(exc, nodes, logs, here) from None
-        raise ZooError(
-            f"the workers' rendezvous on localhost (a free port) failed ({detail}); check that 'localhost' resolves"
-            " to this machine (/etc/hosts) and that local TCP connections are allowed"
-        ) from None
-    except DistError as exc:  # the launcher lost the rendezvous store mid-run (the node hosting it went away)
-        if nodes is None:
+    except (RendezvousError, DistError) as exc:
+        if nodes is not None:  # the nodes' rendezvous failed, or its store went away mid-run with its node
+            raise _rendezvous_failed(exc, nodes, out, nproc, logs) from None
+        if not isinstance(exc, RendezvousError):
             raise
-        here = _kept(out, f"zoo finetune --resume {out} --nproc {nproc}")
-        raise rendezvous_failed(exc, nodes, logs, here) from None
+        raise ZooError(  # the launcher's own store on localhost, a free port: this machine's network
+            f"the workers' rendezvous on localhost (a free port) failed ({first_line(exc) or type(exc).__name__});"
+            " check that 'localhost' resolves to this machine (/etc/hosts) and that local TCP connections are allowed"
+        ) from None
     except ChildFailedError as exc:
         first = first_failure(exc, records, logs / "logs")
         if first.get("kind") == "PeerLost":  # a node went away: the worker's line says which, and how to go on
@@ -191,106 +186,30 @@ def _quiet_torch_loggers() -> None:
             logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
-# -- memory and cores ---------------------------------------------------------------------------------
-def check_capacity(nproc: int, cores: int | None = None, each: int | None = None, free: int | None = None) -> None:
-    """Refuse up front an ``--nproc`` this machine cannot run: far more processes than usable cores
-    (:data:`PROCESSES_PER_CORE` per core), or more memory than is available: each worker holds at least
-    what this launcher holds now (Python, torch, the plugins), its model and data come on top.
-    ``cores``, ``each`` and ``free`` (bytes) default to this machine's."""
-    from ..util.cores import usable_cores
-
-    cores = usable_cores() if cores is None else cores
-    if nproc > PROCESSES_PER_CORE * cores:
-        raise ZooError(
-            f"--nproc {nproc} is far more worker processes than the {cores} usable CPU core{'s' if cores > 1 else ''}"
-            f" here (beyond {PROCESSES_PER_CORE * cores} they only wait for each other, and each holds its own"
-            f" copy of torch, the model and the data in memory); use --nproc {cores} (one per core) or fewer"
-        )
-    each = resident_bytes() if each is None else each
-    free = available_bytes() if free is None else free
-    if each and free is not None and nproc * each > free:
-        fit = free // each
-        fix = f"use --nproc {fit} or fewer, or free memory" if fit >= 1 else "free memory first"
-        raise ZooError(
-            f"--nproc {nproc} needs more than {_gb(nproc * each)} of memory (at least {_gb(each)} per worker"
-            f" process before its model and data) but {_gb(free)} is available; {fix}"
-        )
-
-
-def _gb(size: float) -> str:
-    return f"{size / 2**30:.1f} GB"
-
-
-def resident_bytes() -> int | None:
-    """This process's resident memory (``/proc/self/statm``), or None where there is none."""
-    try:
-        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError, AttributeError):
-        return None
-
-
-def available_bytes() -> int | None:
-    """Memory available to new processes: ``MemAvailable``, capped by the limits of this process's cgroup
-    and its ancestors (v2 ``memory.max`` - ``memory.current``, v1 ``memory.limit_in_bytes`` -
-    ``memory.usage_in_bytes``); None where neither is known."""
-    found = []
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                found.append(int(line.split()[1]) * 1024)
-    except (OSError, ValueError, IndexError):
-        pass
-    for mount, folder, limit, usage in _cgroup_memory_folders():
-        for here in [folder, *folder.parents]:
-            if here != mount and mount not in here.parents:
-                break
-            try:
-                cap, used = (here / limit).read_text().strip(), int((here / usage).read_text())
-                if cap.isdigit() and int(cap) < 2**60:  # v1 writes "unlimited" as a huge number, v2 as "max"
-                    found.append(max(0, int(cap) - used))
-            except (OSError, ValueError):
-                continue
-    return min(found) if found else None
-
-
-def _cgroup_memory_folders() -> list[tuple[Path, Path, str, str]]:
-    """This process's memory cgroup folders (v2, v1): the mount, the folder, its limit and usage files."""
-    root, found = Path("/sys/fs/cgroup"), []
-    try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        lines = []
-    for line in lines:
-        _, controllers, path = [*line.split(":", 2), "", ""][:3]
-        if controllers == "":
-            found.append((root, root / path.lstrip("/"), "memory.max", "memory.current"))
-        elif "memory" in controllers.split(","):
-            mount = root / "memory"
-            found.append((mount, mount / path.lstrip("/"), "memory.limit_in_bytes", "memory.usage_in_bytes"))
-    return found
-
-
-def oom_kills() -> int | None:
-    """How many processes the kernel's out-of-memory killer has ended since boot (``/proc/vmstat``,
-    cgroup limits included), or None where it is not counted."""
-    try:
-        for line in Path("/proc/vmstat").read_text().splitlines():
-            if line.startswith("oom_kill "):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+def _rendezvous_failed(exc: BaseException, nodes: Nodes, out: Path, nproc: int, logs: Path) -> ZooError:
+    """:func:`.rendezvous.rendezvous_failed` with what this launch knows: whether torchrun started workers
+    (it makes a log folder per attempt), and a worker's line naming the node it lost, if one said it."""
+    started = any((logs / "logs").glob("*/attempt_*"))
+    peer = next((r.get("line") for r in _records(logs / "failures") if r.get("kind") == "PeerLost"), None)
+    kept = _kept(out, f"zoo finetune --resume {out} --nproc {nproc}")
+    return rendezvous_failed(exc, nodes, started, kept, str(peer) if peer is not None else None)
 
 
 # -- the first failure ---------------------------------------------------------------------------------
-def first_failure(exc: Any, records: Path, logs: Path) -> dict[str, Any]:
-    """The worker that failed first: ``{"rank", "pid", "exitcode", "words"}`` (see the module docstring)."""
-    found, faults = [], []
-    for path in records.glob("*.json"):
+def _records(records: Path) -> list[dict[str, Any]]:
+    """The failure records the workers wrote (:func:`record_failure`), unreadable ones skipped."""
+    found = []
+    for path in sorted(records.glob("*.json")):
         try:
             found.append(json.loads(path.read_text()))
         except (OSError, ValueError):
             continue
+    return found
+
+
+def first_failure(exc: Any, records: Path, logs: Path) -> dict[str, Any]:
+    """The worker that failed first: ``{"rank", "pid", "exitcode", "words"}`` (see the module docstring)."""
+    found, faults = _records(records), []
     for path in records.glob("*.fault"):
         fault = _read_fault(path)
         if fault is not None:

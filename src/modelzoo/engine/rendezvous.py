@@ -11,13 +11,13 @@ rendezvous lost mid-run.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ZooError
+from ..util.text import first_line
 
 
 @dataclass(frozen=True)
@@ -145,8 +145,7 @@ def store_answers(host: str, port: int, seconds: float) -> str:
             TCPStore(host, port, is_master=False, timeout=timedelta(seconds=seconds), wait_for_workers=False)
             answer.append("store")
         except Exception as exc:  # torch's DistNetworkError, RuntimeError...
-            text = str(exc).strip()
-            answer.append("nobody" if "trying to connect" in text else (text.splitlines() or ["?"])[0][:200])
+            answer.append("nobody" if "trying to connect" in str(exc) else first_line(exc) or "?")
 
     thread = threading.Thread(target=connect, name="zoo-rendezvous-probe", daemon=True)
     thread.start()
@@ -154,11 +153,13 @@ def store_answers(host: str, port: int, seconds: float) -> str:
     return answer[0] if answer else "silent"
 
 
-def rendezvous_failed(exc: BaseException, nodes: Nodes, logs: Path, kept: str) -> ZooError:
+def rendezvous_failed(
+    exc: BaseException, nodes: Nodes, started: bool, kept: str, peer_line: str | None = None
+) -> ZooError:
     """The one line for a failed rendezvous of several nodes: the others did not come, nobody hosts it,
-    it was closed, or, once workers ran (torchrun made their log folders in ``logs``), it was lost
-    mid-run: the node hosting it went away (a worker that saw its peer go first has said which);
-    ``kept``: what is left of the run and how this node alone continues it."""
+    it was closed, or, once workers had ``started``, it was lost mid-run: the node hosting it went away
+    (``peer_line``: a worker that saw its peer go first has said which). ``kept``: what is left of the
+    run and how this node alone continues it."""
     from torch.distributed.elastic.rendezvous.api import RendezvousClosedError, RendezvousTimeoutError
 
     from .distributed import timeout_seconds
@@ -180,21 +181,15 @@ def rendezvous_failed(exc: BaseException, nodes: Nodes, logs: Path, kept: str) -
             f"the rendezvous {nodes.run_id} at {where} is closed (a run under that id ended or failed); start every"
             f" node with another --rdzv-id, or wait for the other nodes to stop ({same})"
         )
-    detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-    detail = detail.removesuffix(" See inner exception for details.")
-    if not any((logs / "logs").glob("*/attempt_*")):
+    detail = (first_line(exc) or type(exc).__name__).removesuffix(" See inner exception for details.")
+    if not started:
         return ZooError(
             f"could not reach the rendezvous at {where} ({detail}): start the command on {nodes.host} too (its node"
             f" hosts the rendezvous), check that {nodes.host} is up and port {nodes.port} reachable from here and"
             " not held by another program (else give every node another port)"
         )
-    for path in sorted((logs / "failures").glob("*.json")):  # torchrun stopped the workers: did one say why?
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if record.get("kind") == "PeerLost":
-            return ZooError(str(record.get("line", "")).removeprefix("error: "))
+    if peer_line is not None:  # torchrun stopped the workers, one had named the node it lost
+        return ZooError(peer_line.removeprefix("error: "))
     return ZooError(
         f"lost the rendezvous at {where} ({detail}): the node on {nodes.host} that hosts it stopped or cannot be"
         f" reached; the run stopped; {kept} (on this node alone, or with --nnodes and a --rdzv-endpoint on a node"
