@@ -32,13 +32,12 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from recipe_sweep import arm_recipe, chosen_arms, load1
+from recipe_sweep import arm_recipe, load1, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "zoo" / "mobilenetv2-fasterrcnn-fashion-scenes.toml"
@@ -193,6 +192,7 @@ def describe(recipe: Path) -> str:
 
 
 def run_arm(name: str, arm: dict[str, Any], args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    (folder / name).mkdir(parents=True, exist_ok=True)
     recipe = arm_recipe(args.recipe, arm, args.set, folder / name)
     cmd = [sys.executable, __file__, "--child", str(recipe), "--split", args.split, "--out", str(folder / name / "run")]
     cmd += ["--holdout-size", str(args.holdout_size)]
@@ -256,25 +256,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.child:
         return child(args)
-    if args.table:
-        if not args.results or not args.results.is_file():
-            parser.error("--table needs --results FILE")
-        print_table([json.loads(line) for line in args.results.read_text().splitlines() if line.strip()])
-        return 0
-    chosen = chosen_arms(parser, args, ARMS, "arms")
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = args.keep or Path(tmp)
-        for name, arm in chosen.items():
-            (folder / name).mkdir(parents=True, exist_ok=True)
-            print(f"running {name} ({args.split}) ...", file=sys.stderr, flush=True)
-            row = run_arm(name, arm, args, folder)
-            rows.append(row)
-            if args.results:
-                with args.results.open("a") as fh:
-                    fh.write(json.dumps(row) + "\n")
-    print_table(rows)
-    return 0
+    return run_sweep(parser, args, ARMS, "arms", run_arm, print_table)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -410,12 +411,26 @@ def main() -> int:
     args = parser.parse_args()
     if args.child:
         return child(args)
+    return run_sweep(parser, args, ARMS.get(args.recipe.stem, {}), f"arms of {args.recipe.stem}", run_arm, print_table)
+
+
+def run_sweep(
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    arms: dict[str, dict[str, Any]],
+    label: str,
+    run_arm: Callable[[str, dict[str, Any], argparse.Namespace, Path], dict[str, Any]],
+    print_table: Callable[[list[dict[str, Any]]], None],
+) -> int:
+    """A sweep bench's main (this one's and bench/detection_sweep.py's): ``--table`` reprints the rows
+    saved in ``--results``; else each chosen arm runs in turn (in ``--keep`` or a temporary folder), its
+    row appended to ``--results`` as it ends, and the table is printed."""
     if args.table:
         if not args.results or not args.results.is_file():
             parser.error("--table needs --results FILE")
         print_table([json.loads(line) for line in args.results.read_text().splitlines() if line.strip()])
         return 0
-    chosen = chosen_arms(parser, args, ARMS.get(args.recipe.stem, {}), f"arms of {args.recipe.stem}")
+    chosen = chosen_arms(parser, args, arms, label)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.keep or Path(tmp)
