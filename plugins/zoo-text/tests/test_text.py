@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import io
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -124,6 +125,7 @@ def tiny_recipe(train: Path, val: Path, **data) -> dict:
         "task": "text",
         "seed": 0,
         "device": "cpu",
+        "amp": False,  # fp32 whatever the speed measurement finds: the tests compare exact numbers
         "model": {"backbone": "tiny-bert", "head": "mean-pool", "head_options": {"dropout": 0.0}},
         "data": {"train_file": str(train), "val_file": str(val), "batch_size": 16, "max_length": 12, **data},
         "optimizer": {"lr": 3e-3, "layer_decay": 0.5},
@@ -428,6 +430,49 @@ def test_recipe_validation_for_text_data(tiny, tmp_path):
 
 
 # -- the engine: finetune -> run folder -> load -> predict / eval --------------------------------
+def test_bf16_for_a_text_model_is_timed_on_a_real_training_batch(tiny, tmp_path, monkeypatch):
+    """A text encoder has no image input to make up: bf16 autocast is timed on the first training
+    examples through the task's own loss and eval_batch, cached by the batch's shapes, chosen only where
+    it was faster, and leaves the model, torch's RNG and the task's dtype as they were."""
+    from modelzoo.engine import speed
+    from modelzoo.engine.trainer import Trainer
+
+    monkeypatch.setattr(speed, "cpu_bf16", lambda: True)  # autocast runs either way; only speed differs
+    train = write_csv(tmp_path / "train.csv", sentiment(32, 0))
+    val = write_csv(tmp_path / "val.csv", sentiment(8, 1))
+    recipe = validate({**tiny_recipe(train, val), "amp": True})
+
+    def trainer(out: str) -> Trainer:
+        lines: list[str] = []
+        t = Trainer(recipe, tmp_path / out, log=lines.append)
+        t.setup()
+        t.speed_line = next(line for line in lines if line.startswith("speed: "))
+        return t
+
+    t = trainer("measured")  # timed for real: which precision wins depends on the machine
+    assert re.fullmatch(r"speed: cpu, \d+ threads?, (fp32|bf16 autocast \(\d+\.\d\dx measured\))", t.speed_line)
+    cache = json.loads((speed.cache_dir() / speed.CACHE_FILE).read_text())
+    (key,) = [k for k in cache if "tiny-bert|" in k]
+    assert "|text-classification: (attention_mask 16x" in key  # the first 16 training sentences, padded
+    (timed,) = cache[key].values()
+    assert set(timed) == {"infer", "train"} and "contiguous" in timed["train"]
+    state = {k: v.clone() for k, v in t.model.state_dict().items()}
+    rng, dtype = torch.get_rng_state(), t.task.amp_dtype
+    speed.measure_task(t.task, t.model, speed.example_batch(t, 16), t.device)  # taking the batch too
+    assert torch.equal(rng, torch.get_rng_state()) and t.task.amp_dtype == dtype
+    assert all(torch.equal(v, t.model.state_dict()[k]) for k, v in state.items())
+    assert all(p.grad is None for p in t.model.parameters())
+
+    faster = {"infer": {"contiguous": 100.0, "bf16": 90.0}, "train": {"contiguous": 100.0, "bf16": 200.0}}
+    monkeypatch.setattr(speed, "measure_task", lambda *a, **k: faster)
+    monkeypatch.setenv("MODELZOO_CACHE", str(tmp_path / "cache2"))
+    t = trainer("bf16")
+    assert t.speed_line.endswith(", bf16 autocast (2.00x measured)") and t.task.amp_dtype == torch.bfloat16
+    monkeypatch.setattr(speed, "measure_task", lambda *a, **k: {**faster, "train": {"contiguous": 100.0}})
+    monkeypatch.setenv("MODELZOO_CACHE", str(tmp_path / "cache3"))  # bf16 left out: outputs not close
+    assert trainer("fp32").speed_line.endswith(", fp32")
+
+
 @pytest.fixture
 def tiny_run(tiny, tmp_path):
     train = write_csv(tmp_path / "train.csv", [*sentiment(96, 0), ("good " * 20, "pos")])

@@ -12,7 +12,10 @@ torch's RNG and the model's state untouched) times each candidate:
   :data:`MIN_GAIN` faster;
 * autocast: on CUDA the recipe's ``amp`` (bf16, else fp16) as before; on a CPU, bf16 autocast only when
   the recipe's ``amp`` allows it, the CPU computes bf16 natively, it is :data:`MIN_GAIN` faster than
-  fp32 *and* its outputs stay within :data:`BF16_TOLERANCE` of fp32's (else fp32);
+  fp32 *and* its outputs stay within :data:`BF16_TOLERANCE` of fp32's (else fp32). A model without an
+  image input (a text encoder) has no layout to choose and no random input to time, so its bf16 is
+  timed on one real batch of the run's training data, through the task's own ``loss`` (training) and
+  ``eval_batch`` (inference, and the tolerance check), :func:`measure_task`;
 * ``torch.compile`` stays the recipe's ``compile`` (opt-in: its compile time outweighs short runs).
 
 The timings are cached in the user cache (``speed.json``), so the measurement costs a second or two
@@ -27,6 +30,7 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -58,6 +62,8 @@ class SpeedPlan:
     compiled: bool = False
     #: channels_last's measured speed-up over contiguous (None: not measured, not an image model)
     gain: float | None = None
+    #: bf16 autocast's measured speed-up over the best fp32 setting, when it was chosen on a CPU
+    bf16_gain: float | None = None
     #: "measured", "cached" (measured before on this machine), "forced" (MODELZOO_CHANNELS_LAST), "n/a"
     how: str = "n/a"
 
@@ -74,8 +80,12 @@ class SpeedPlan:
             layout += f" ({self.gain:.2f}x {self.how})" if self.channels_last else f" (channels_last {self.gain:.2f}x)"
         elif self.how == "forced":
             layout += " (MODELZOO_CHANNELS_LAST)"
-        parts.append(layout)
-        parts.append({"bfloat16": "bf16 autocast", "float16": "fp16 autocast"}.get(self.autocast or "", "fp32"))
+        if self.gain is not None or self.how not in ("measured", "cached") or self.channels_last:
+            parts.append(layout)  # (a model without an image input has no layout to name)
+        precision = {"bfloat16": "bf16 autocast", "float16": "fp16 autocast"}.get(self.autocast or "", "fp32")
+        if self.bf16_gain is not None and self.autocast == "bfloat16":
+            precision += f" ({self.bf16_gain:.2f}x {self.how})"
+        parts.append(precision)
         if self.compiled:
             parts.append("compiled")
         return "speed: " + ", ".join(parts)
@@ -162,23 +172,16 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_variants(
-    module: torch.nn.Module, x: torch.Tensor, variants: dict[str, tuple[bool, torch.dtype | None]], train: bool
+def _time(
+    variants: dict[str, tuple[bool, torch.dtype | None]],
+    step: Callable[[bool, torch.dtype | None], Any],
+    examples: int,
+    module: torch.nn.Module,
+    device: torch.device,
 ) -> dict[str, float]:
-    """Examples/s of each variant (channels_last?, autocast dtype): one warm-up step each, then two
-    alternating rounds of :data:`STEPS` timed steps; the faster round counts (the least disturbed)."""
-    device = x.device
+    """Examples/s of each variant (channels_last?, autocast dtype) of ``step``: one warm-up step each, then
+    two alternating rounds of :data:`STEPS` timed steps; the faster round counts (the least disturbed)."""
     best: dict[str, float] = {}
-
-    def step(cl: bool, dtype: torch.dtype | None) -> None:
-        xx = x.contiguous(memory_format=torch.channels_last) if cl else x.contiguous()
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            if train:
-                _reduce(module(xx)).backward()
-            else:
-                with torch.no_grad():
-                    module(xx)
-
     for rnd in range(3):  # round 0 warms up
         for name, (cl, dtype) in variants.items():
             module.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
@@ -188,8 +191,25 @@ def time_variants(
                 step(cl, dtype)
             _sync(device)
             if rnd:
-                best[name] = max(best.get(name, 0.0), STEPS * len(x) / max(1e-9, time.perf_counter() - start))
+                best[name] = max(best.get(name, 0.0), STEPS * examples / max(1e-9, time.perf_counter() - start))
     return best
+
+
+def time_variants(
+    module: torch.nn.Module, x: torch.Tensor, variants: dict[str, tuple[bool, torch.dtype | None]], train: bool
+) -> dict[str, float]:
+    """Examples/s of a forward (``train``: + backward) pass of ``module`` on ``x`` in each variant."""
+
+    def step(cl: bool, dtype: torch.dtype | None) -> None:
+        xx = x.contiguous(memory_format=torch.channels_last) if cl else x.contiguous()
+        with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
+            if train:
+                _reduce(module(xx)).backward()
+            else:
+                with torch.no_grad():
+                    module(xx)
+
+    return _time(variants, step, len(x), module, x.device)
 
 
 def bf16_holds(module: torch.nn.Module, x: torch.Tensor) -> bool:
@@ -198,15 +218,20 @@ def bf16_holds(module: torch.nn.Module, x: torch.Tensor) -> bool:
         ref = _reduce_tensor(module(x))
         with torch.autocast(x.device.type, dtype=torch.bfloat16):
             low = _reduce_tensor(module(x))
-    return bool((low - ref).norm() <= BF16_TOLERANCE * ref.norm().clamp(min=1e-12))
+    return _close(low, ref)
 
 
 def _reduce_tensor(out: Any) -> torch.Tensor:
+    """The floating-point values of ``out`` (a tensor or containers of them) as one flat fp32 tensor."""
     if isinstance(out, torch.Tensor):
-        return out.float().flatten()
+        return out.float().flatten() if out.is_floating_point() else torch.zeros(0)
     items = out.values() if isinstance(out, dict) else out if isinstance(out, (list, tuple)) else []
-    parts = [_reduce_tensor(v) for v in items]
-    return torch.cat(parts) if parts else torch.zeros(1)
+    parts = [_reduce_tensor(v).cpu() for v in items]
+    return torch.cat(parts) if parts else torch.zeros(0)
+
+
+def _close(low: torch.Tensor, ref: torch.Tensor) -> bool:
+    return bool(ref.numel() and (low - ref).norm() <= BF16_TOLERANCE * ref.norm().clamp(min=1e-12))
 
 
 def cpu_bf16() -> bool:
@@ -254,6 +279,57 @@ def measure(
     return result
 
 
+def measure_task(task: Any, model: torch.nn.Module, batch: Any, device: torch.device, train: bool = True) -> dict:
+    """fp32 against bf16 autocast for a model without an image input, timed on ``batch`` (real training
+    examples, as the task's DataLoader yields them, on the device) through the task's ``eval_batch``
+    (inference) and ``loss`` + backward (training, every layer trainable); bf16 is timed only where its
+    ``eval_batch`` outputs stay within :data:`BF16_TOLERANCE` of fp32's. The model's state, trainable
+    flags and torch's RNG are left as they were, and so is the task's autocast dtype."""
+    buffers = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    was_training, dtype_before = model.training, task.amp_dtype
+    fp32 = {"contiguous": (False, None)}
+    bf16 = {"bf16": (False, torch.bfloat16)}
+    result: dict[str, Any] = {}
+
+    def infer(_: bool, dtype: torch.dtype | None) -> Any:
+        task.amp_dtype = dtype
+        with torch.no_grad():
+            return task.eval_batch(model, batch)
+
+    def step(_: bool, dtype: torch.dtype | None) -> None:
+        task.amp_dtype = dtype
+        loss, _n = task.loss(model, batch)
+        loss.backward()
+
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(0)
+        try:
+            model.eval()
+            with torch.no_grad():
+                examples = int(task.loss(model, batch)[1])
+            result["infer"] = _time(fp32, infer, examples, model, device)
+            holds = _close(_reduce_tensor(infer(False, torch.bfloat16)), _reduce_tensor(infer(False, None)))
+            if holds:
+                result["infer"].update(_time(bf16, infer, examples, model, device))
+            if not train:
+                return result
+            model.train()
+            for p, _ in flags:
+                p.requires_grad_(p.is_floating_point())
+            result["train"] = _time(fp32, step, examples, model, device)
+            if holds:
+                result["train"].update(_time(bf16, step, examples, model, device))
+        finally:
+            task.amp_dtype = dtype_before
+            for p, flag in flags:
+                p.grad = None
+                p.requires_grad_(flag)
+            model.load_state_dict(buffers)
+            model.train(was_training)
+    return result
+
+
 def _cache_keys(device: torch.device, arch: str, shape: list[int], batch: int, threads: int, bf16: bool):
     """(what was measured: device, backbone, input size, torch; how: batch, threads, bf16 tried)."""
     size = "x".join(map(str, shape))
@@ -269,6 +345,17 @@ def _read_cache() -> dict[str, Any]:
         return {}
 
 
+def batch_signature(batch: Any) -> str:
+    """The shapes of a batch's tensors (``input_ids 16x47,...``): what a task-timed measurement is cached by."""
+    if isinstance(batch, torch.Tensor):
+        return "x".join(map(str, batch.shape))
+    if isinstance(batch, dict):
+        return ",".join(f"{k} {batch_signature(v)}" for k, v in sorted(batch.items(), key=lambda kv: str(kv[0])))
+    if isinstance(batch, (list, tuple)):
+        return "(" + ",".join(batch_signature(v) for v in batch) + ")"
+    return type(batch).__name__
+
+
 def timings(
     model: torch.nn.Module,
     device: torch.device,
@@ -278,15 +365,24 @@ def timings(
     any_how: bool = False,
     measure_now: bool = True,
     train: bool = True,
+    example: Callable[[], tuple[Any, Any]] | None = None,
 ):
     """The cached timings of this model's backbone on this device (with a training step's when ``train``),
     measured now when missing (unless not ``measure_now``); (timings, how). ``any_how``: timings measured
-    with any batch and threads will do."""
+    with any batch and threads will do. A model without an image input is timed only for bf16
+    (``try_bf16``), on the (task, batch) that ``example()`` returns (:func:`measure_task`)."""
     shape = image_shape(model)
+    task_batch = None
     if shape is None:
-        return None, "n/a"
+        if not (try_bf16 and example):
+            return None, "n/a"
+        try:
+            task_batch = example()
+        except Exception:  # no training batch to time on: keep the defaults
+            return None, "n/a"
+        size = [f"{task_batch[0].name}: {batch_signature(task_batch[1])}"]
     arch = str((getattr(model, "config", {}).get("backbone") or {}).get("name", type(model).__name__))
-    what, how = _cache_keys(device, arch, shape, batch, threads, try_bf16)
+    what, how = _cache_keys(device, arch, shape or size, batch, threads, try_bf16)
     entry = _read_cache().get(what)
     entry = entry if isinstance(entry, dict) else {}
     usable = [v for k, v in entry.items() if (k == how or any_how) and isinstance(v, dict) and "infer" in v]
@@ -296,8 +392,11 @@ def timings(
     if not measure_now:
         return None, "n/a"
     try:
-        found = measure(model.backbone, shape, batch, device, try_bf16, train)
-    except Exception:  # a backbone that cannot run on a random image (or this layout): keep the defaults
+        if task_batch is not None:
+            found = measure_task(task_batch[0], model, task_batch[1], device, train)
+        else:
+            found = measure(model.backbone, shape, batch, device, try_bf16, train)
+    except Exception:  # a model that cannot run on this input (or this layout): keep the defaults
         return None, "n/a"
     cached = _read_cache()  # another process may have added entries meanwhile
     if not isinstance(cached.get(what), dict):
@@ -319,14 +418,18 @@ def choose(found: dict | None, trains_backbone: bool, device: torch.device, amp_
         return False, None, amp_dtype if device.type == "cuda" else None
     t = found.get("train" if trains_backbone else "infer") or {}
     base = t.get("contiguous") or 1e-9
-    gain = t.get("channels_last", 0.0) / base
-    cl = gain >= MIN_GAIN
+    gain = t.get("channels_last", 0.0) / base if "channels_last" in t else None
+    cl = gain is not None and gain >= MIN_GAIN
     dtype = amp_dtype if device.type == "cuda" else None
-    if device.type == "cpu" and "channels_last_bf16" in t:
-        best_fp32 = max(t.get("contiguous", 0.0), t.get("channels_last", 0.0))
-        if t["channels_last_bf16"] >= MIN_GAIN * best_fp32:
-            cl, dtype = True, torch.bfloat16
-    return cl, round(gain, 2), dtype
+    if device.type == "cpu" and bf16_gain(t) >= MIN_GAIN:
+        cl, dtype = "channels_last_bf16" in t, torch.bfloat16
+    return cl, None if gain is None else round(gain, 2), dtype
+
+
+def bf16_gain(t: dict[str, float]) -> float:
+    """bf16 autocast's examples/s over the best fp32 variant's in timings ``t`` (0 when not timed)."""
+    low = t.get("channels_last_bf16", t.get("bf16", 0.0))
+    return low / max(t.get("contiguous", 0.0), t.get("channels_last", 0.0), 1e-9)
 
 
 def forced_layout() -> bool | None:
@@ -344,6 +447,7 @@ def plan(
     trains_backbone: bool,
     amp: bool,
     compiled: bool,
+    example: Callable[[], tuple[Any, Any]] | None = None,
 ) -> SpeedPlan:
     """Measure (or read) and choose this run's settings; the model is left in the chosen layout."""
     cuda_amp = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if device.type == "cuda" else None
@@ -355,9 +459,11 @@ def plan(
         p.autocast = str(amp_dtype).removeprefix("torch.") if amp_dtype else None
     else:
         bf16 = amp and device.type == "cpu" and cpu_bf16()
-        found, p.how = timings(model, device, batch, threads, bf16, train=trains_backbone)
+        found, p.how = timings(model, device, batch, threads, bf16, train=trains_backbone, example=example)
         cl, p.gain, dtype = choose(found, trains_backbone, device, amp_dtype)
         p.channels_last, p.autocast = cl, str(dtype).removeprefix("torch.") if dtype else None
+        if found and dtype == torch.bfloat16 and device.type == "cpu":
+            p.bf16_gain = round(bf16_gain(found.get("train" if trains_backbone else "infer") or {}), 2)
     apply_layout(model, p.channels_last)
     return p
 
@@ -393,7 +499,7 @@ def setup(trainer: Any) -> SpeedPlan:
         batch = max(1, r.data.batch_size // max(1, trainer.world.size))
         p = plan(
             trainer.model, device, batch=batch, threads=threads, workers=trainer.workers,
-            trains_backbone=trains, amp=r.amp, compiled=r.compile,
+            trains_backbone=trains, amp=r.amp, compiled=r.compile, example=lambda: (trainer.task, example_batch(trainer, batch)),
         )  # fmt: skip
         choice = p.to_dict()
     choice = distributed.broadcast(choice, trainer.world)
@@ -402,6 +508,18 @@ def setup(trainer: Any) -> SpeedPlan:
     adopt(trainer, p.channels_last, p.autocast)
     trainer.log(p.line())
     return p
+
+
+def example_batch(trainer: Any, size: int) -> Any:
+    """The first ``min(size, MAX_BATCH)`` training examples as one batch on the device, as the task's
+    DataLoader collates them (what a model without an image input is timed on)."""
+    from torch.utils.data import DataLoader, Subset
+
+    with torch.random.fork_rng(devices=[]):  # making the batch must not move the run's random stream
+        data = trainer.task.dataset("train")
+        first = Subset(data, range(min(size, MAX_BATCH, len(data))))
+        loader = DataLoader(first, batch_size=len(first), collate_fn=trainer.task.collate)
+        return trainer.task.to_device(next(iter(loader)))
 
 
 def adopt(trainer: Any, channels_last: bool, autocast: str | None) -> None:
