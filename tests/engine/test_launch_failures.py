@@ -199,9 +199,10 @@ def test_only_the_launchers_workers_prepare_themselves(tmp_path):
     assert [p.name.split("-")[:2] for p in tmp_path.glob("*.fault")] == [["0", "3"]]
 
 
-def memory_cgroup(name: str, limit: int) -> Path | None:
-    """A memory cgroup of ``limit`` bytes (swap included) below this process's own, or None where this
-    process may not make one (not root, no memory controller): a real memory limit without a container."""
+def make_cgroup(name: str, controller: str, v1: dict[str, str], v2: dict[str, str]) -> Path | None:
+    """A ``controller`` cgroup below this process's own with the first of the ``v1`` / ``v2`` limit files
+    written (the others where they exist), or None where this process may not make one (not root, no
+    such controller): a real limit without a container."""
     root = Path("/sys/fs/cgroup")
     try:
         lines = Path("/proc/self/cgroup").read_text().splitlines()
@@ -209,17 +210,16 @@ def memory_cgroup(name: str, limit: int) -> Path | None:
         return None
     for line in lines:
         _, controllers, own = [*line.split(":", 2), "", ""][:3]
-        v1 = "memory" in controllers.split(",")
-        base = root / "memory" / own.lstrip("/") if v1 else root / own.lstrip("/")
-        if not v1 and (controllers or "memory" not in _read(base / "cgroup.subtree_control").split()):
+        is_v1 = controller in controllers.split(",")
+        base = root / controller / own.lstrip("/") if is_v1 else root / own.lstrip("/")
+        if not is_v1 and (controllers or controller not in _read(base / "cgroup.subtree_control").split()):
             continue
-        files = ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"] if v1 else ["memory.max", "memory.swap.max"]
         group = base / name
         try:
             group.mkdir()
-            (group / files[0]).write_text(str(limit))
-            if (group / files[1]).exists():
-                (group / files[1]).write_text(str(limit) if v1 else "0")
+            for n, (file, value) in enumerate((v1 if is_v1 else v2).items()):
+                if n == 0 or (group / file).exists():
+                    (group / file).write_text(value)
             return group
         except OSError:
             if group.is_dir():
@@ -228,8 +228,19 @@ def memory_cgroup(name: str, limit: int) -> Path | None:
     return None
 
 
+def memory_cgroup(name: str, limit: int) -> Path | None:
+    """A memory cgroup of ``limit`` bytes (swap included)."""
+    v1 = {"memory.limit_in_bytes": str(limit), "memory.memsw.limit_in_bytes": str(limit)}
+    return make_cgroup(name, "memory", v1, {"memory.max": str(limit), "memory.swap.max": "0"})
+
+
+def pids_cgroup(name: str, limit: int | str) -> Path | None:
+    """A pids cgroup letting at most ``limit`` tasks (processes and threads) exist (a container's --pids-limit)."""
+    return make_cgroup(name, "pids", {"pids.max": str(limit)}, {"pids.max": str(limit)})
+
+
 def run_in_cgroup(group: Path, cmd: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
-    """``cmd`` run inside the memory cgroup ``group`` (it joins before it starts), which is removed after."""
+    """``cmd`` run inside the cgroup ``group`` (it joins before it starts), which is removed after."""
     try:
         return subprocess.run(
             cmd,
@@ -319,3 +330,115 @@ def test_a_failure_is_timed_when_it_leaves_the_group_not_when_it_is_recorded(fol
     record(records, monkeypatch, 1, caught.value, consequence=False)
     assert launch.first_failure(failed(r1=(4242, 2)), records, Path("none"))["words"] == "unreadable image x.png"
     assert [json.loads(p.read_text())["time"] for p in records.glob("*.json")] == [left]
+
+
+# -- task limits: threads that cannot start (a container's --pids-limit) ----------------------------
+def test_a_task_limit_below_what_nproc_starts_is_refused_naming_the_fix(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    capacity._check_tasks(2, 2, (30, 2, "pids.max 30 of cgroup /ci"))  # 2 x (1 + 3) + 4 = 12 of 28: fine
+    with pytest.raises(ZooError) as caught:
+        capacity._check_tasks(2, 2, (12, 2, "pids.max 12 of cgroup /ci"))
+    assert str(caught.value) == (
+        "--nproc 2 starts at least 12 threads, but only 10 more may start here (pids.max 12 of cgroup /ci, 2 in"
+        " use): raise that limit (a container's --pids-limit, ulimit -u) or use --nproc 1"
+    )
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")  # the user's threads per worker count
+    with pytest.raises(ZooError, match=r"--nproc 4 starts at least 32 threads, .* or use --nproc 3$"):
+        capacity._check_tasks(4, 16, (30, 0, "ulimit -u 30"))
+
+
+def _small_run(tmp_path: Path) -> tuple[list[str], dict[str, str]]:
+    write_color_images(tmp_path / "data" / "train", 8, seed=0)
+    write_color_images(tmp_path / "data" / "val", 2, seed=1)
+    recipe = {
+        "name": "small",
+        "device": "cpu",
+        "model": {"backbone": "timm:test_convnext", "pretrained": False, "head": "linear"},
+        "data": {
+            "path": str(tmp_path / "data"),
+            "image_size": 32,
+            "batch_size": 8,
+            "mean": [0.5] * 3,
+            "std": [0.5] * 3,
+        },
+        "stages": [{"name": "all", "train": "all", "epochs": 2}],
+    }
+    (tmp_path / "small.toml").write_text(tomli_w.dumps(recipe))
+    cmd = [sys.executable, "-m", "modelzoo", "finetune", str(tmp_path / "small.toml"), "--out", str(tmp_path / "run")]
+    env = clean_env(MODELZOO_PLUGINS="classification,timm", MODELZOO_CACHE=str(tmp_path / "cache"))
+    env.pop("OMP_NUM_THREADS", None)
+    return [*cmd, "--quiet", "--nproc", "2"], env
+
+
+@pytest.mark.attack("distributed")
+def test_nproc_under_a_real_pids_limit_is_one_line_before_any_worker_starts(tmp_path):
+    """A pids cgroup of 8 tasks around the launcher (a container's --pids-limit 8): gloo's threads could
+    not start, which aborts a worker (SIGABRT) or hangs it in its half-built process group; refused first."""
+    group = pids_cgroup(f"zoo-pids-{os.getpid()}", 8)
+    if group is None:
+        pytest.skip("no pids cgroup can be made here (needs root and a pids controller)")
+    cmd, env = _small_run(tmp_path)
+    proc = run_in_cgroup(group, cmd, env, timeout=120)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: --nproc 2 starts at least ") and "(pids.max 8 of cgroup /" in lines[0]
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.attack("distributed")
+def test_a_task_limit_reached_while_the_workers_start_is_named_in_the_line(tmp_path):
+    """The limit is reached after the launcher's check (another program takes the tasks): clamped to what
+    is in use as soon as both workers exist. The run ends (no hang) with one line saying so."""
+    group = pids_cgroup(f"zoo-pids-mid-{os.getpid()}", "max")
+    if group is None:
+        pytest.skip("no pids cgroup can be made here (needs root and a pids controller)")
+    cmd, env = _small_run(tmp_path)
+    try:
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=lambda: (group / "cgroup.procs").write_text(str(os.getpid())),
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while len(_read(group / "cgroup.procs").split()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (group / "pids.max").write_text(_read(group / "pids.current").strip())
+        _, err = proc.communicate(timeout=150)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        run_in_cgroup(group, ["true"], env, timeout=30)  # (removes the group)
+    lines = err.strip().splitlines()
+    assert proc.returncode == 2 and lines[-1].startswith("error: "), err
+    assert "threads could not start" in lines[-1] and "the task limit was reached (pids.max " in lines[-1], err
+
+
+WATCHED = """
+import subprocess, sys, threading
+from pathlib import Path
+from modelzoo.engine.capacity import TaskWatch
+group = Path(sys.argv[1])
+watch = TaskWatch(grace=1.0, poll=0.1)
+child = subprocess.Popen(["sleep", "60"])  # a worker that hangs
+(group / "pids.max").write_text((group / "pids.current").read_text())
+try:
+    threading.Thread(target=print).start()
+except RuntimeError as exc:
+    print("refused:", exc, flush=True)
+print("child:", child.wait(timeout=20))
+print("cause:", watch.cause())
+"""
+
+
+@pytest.mark.attack("distributed")
+def test_workers_that_hang_after_a_thread_was_refused_are_stopped(tmp_path):
+    """The launcher's TaskWatch, in a real pids cgroup: once a thread could not start, a child still
+    running after the grace period is killed, and the cause says so (a worker stuck in gloo's half-built
+    process group would otherwise hang the run until the 10-minute distributed timeout)."""
+    group = pids_cgroup(f"zoo-pids-watch-{os.getpid()}", "max")
+    if group is None:
+        pytest.skip("no pids cgroup can be made here (needs root and a pids controller)")
+    proc = run_in_cgroup(group, [sys.executable, "-c", WATCHED, str(group)], clean_env(), timeout=60)
+    assert "refused: can't start new thread" in proc.stdout, proc.stdout + proc.stderr
+    assert f"child: -{int(signal.SIGKILL)}" in proc.stdout, proc.stdout + proc.stderr
+    assert "cause: threads could not start (1 refused): the task limit was reached (pids.max " in proc.stdout
+    assert "the workers were stopped after 1 s" in proc.stdout

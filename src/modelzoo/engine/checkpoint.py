@@ -47,8 +47,13 @@ class BackgroundWriter:
     def submit(self, job: Callable[[], None]) -> None:
         """Wait for the previous job (re-raising its error), then start ``job``."""
         self.wait()
-        self._thread = threading.Thread(target=self._run, args=(job,), name="modelzoo-checkpoint")
-        self._thread.start()
+        thread = threading.Thread(target=self._run, args=(job,), name="modelzoo-checkpoint")
+        try:
+            thread.start()
+        except RuntimeError:  # no thread may start (a task limit reached): write in the foreground
+            job()
+            return
+        self._thread = thread
 
     def _run(self, job: Callable[[], None]) -> None:
         try:

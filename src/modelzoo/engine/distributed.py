@@ -126,6 +126,11 @@ def _not_joined(exc: BaseException, world: World, backend: str) -> ZooError:
             f"port {port} on {host} is in use by another program: pick a free port (MASTER_PORT, or torchrun's"
             " --master-port / --rdzv-endpoint HOST:PORT) or stop what listens there"
         )
+    elif "resource temporarily unavailable" in lower or "can't start new thread" in lower:
+        fix = (
+            "its threads could not start: this machine's or container's task limit was reached (pids.max,"
+            " --pids-limit, ulimit -u); raise it or run fewer processes"
+        )
     elif any(word in lower for word in _UNANSWERED):
         fix = (
             f"nobody answered at {host}:{port} within {timeout_seconds():g} s: check that {host} is up and reachable"

@@ -28,6 +28,13 @@ Memory: ``--nproc`` far beyond the usable cores, or more workers than the availa
 starts (:func:`.capacity.check_capacity`); a worker the kernel killed (``SIGKILL``; the out-of-memory killer's
 count in ``/proc/vmstat`` rose meanwhile) is reported as memory that ran out, with a smaller
 ``--nproc`` to try.
+
+Threads: under a task limit (a container's ``--pids-limit``, a cgroup's ``pids.max``, ``ulimit -u``) a
+worker whose gloo threads cannot start dies of ``SIGABRT`` (``terminate called without an active
+exception``) or hangs in its half-built process group. An ``--nproc`` whose threads the limit cannot
+let start is refused up front; a limit reached while the workers run (the cgroup's count of refused
+tasks rose, :class:`.capacity.TaskWatch`) is said in the line, and workers still running 20 s after
+it are stopped rather than left hanging.
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ from typing import Any
 
 from ..errors import ZooError
 from ..util.text import first_line
-from .capacity import check_capacity, oom_kills
+from .capacity import TaskWatch, check_capacity, oom_kills
 from .rendezvous import Nodes, probe_rendezvous, rendezvous_failed
 
 #: where workers write their failure records (set by :func:`launch` for its workers)
@@ -112,6 +119,7 @@ def launch(
     previous = os.environ.get(FAILURE_DIR)
     os.environ[FAILURE_DIR] = str(records)  # the workers inherit it
     oom_before = oom_kills()
+    tasks = TaskWatch()  # a task limit reached while the workers run: their line says so, a hang is stopped
     try:
         run(args)
     except (SignalException, KeyboardInterrupt):  # Ctrl-C or SIGTERM to the launcher: the workers were stopped
@@ -138,11 +146,13 @@ def launch(
             raise ZooError(first["words"].removeprefix("error: ")) from None
         after = oom_kills()
         first["oom"] = None if oom_before is None or after is None else after > oom_before
+        first["tasks"] = tasks.cause()
         line = _failure_line(first, out, nproc, resume)
         if max_restarts:
             line += f" (after {max_restarts} automatic restart{'s' if max_restarts > 1 else ''})"
         raise ZooError(line) from None
     finally:
+        tasks.close()
         os.environ.pop(NEW_RUN, None)
         if nodes is not None:
             os.environ.pop(_FRESH_STORES, None)
@@ -331,7 +341,9 @@ def _failure_line(first: dict[str, Any], out: Path, nproc: int, resume: str | No
         except ValueError:
             how = f"was killed by signal {-exitcode}"
         oom = first.get("oom")  # did the kernel's out-of-memory count rise during the run (None: not counted)
-        if -exitcode == signal.SIGKILL and oom:
+        if first.get("tasks"):
+            pass  # said below, whatever the signal
+        elif -exitcode == signal.SIGKILL and oom:
             how += f" (the kernel's out-of-memory killer: memory ran out; {fewer})"
         elif -exitcode == signal.SIGKILL and oom is False:
             how += (
@@ -344,8 +356,11 @@ def _failure_line(first: dict[str, Any], out: Path, nproc: int, resume: str | No
         how = f"stopped with exit code {exitcode}"
     if words:
         how += f" ({'its last words' if exitcode < 0 else 'its error'}: {words[-500:]})"
-        if _MEMORY_WORDS.search(words) and not first.get("oom"):
+        if _MEMORY_WORDS.search(words) and not first.get("oom") and not first.get("tasks"):
             how += f" (memory ran out: {fewer})"
+    if first.get("tasks"):
+        fix = f"use --nproc {nproc // 2}" if nproc > 1 else "run without --nproc"
+        how += f" ({first['tasks']}; raise the limit (a container's --pids-limit, ulimit -u) or {fix})"
     return f"worker rank {first['rank']} (pid {first['pid']}) {how}; the run stopped; {_kept(out, resume)}"
 
 
