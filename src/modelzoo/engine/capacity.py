@@ -97,10 +97,9 @@ def available_bytes() -> int | None:
                 found.append(int(line.split()[1]) * 1024)
     except (OSError, ValueError, IndexError):
         pass
-    for mount, folder, limit, usage in _cgroup_memory_folders():
-        for here in [folder, *folder.parents]:
-            if here != mount and mount not in here.parents:
-                break
+    for mount, folder, v2 in _cgroup_folders("memory"):
+        limit, usage = ("memory.max", "memory.current") if v2 else ("memory.limit_in_bytes", "memory.usage_in_bytes")
+        for here in _up_to(mount, folder):
             try:
                 cap, used = (here / limit).read_text().strip(), int((here / usage).read_text())
                 if cap.isdigit() and int(cap) < 2**60:  # v1 writes "unlimited" as a huge number, v2 as "max"
@@ -108,23 +107,6 @@ def available_bytes() -> int | None:
             except (OSError, ValueError):
                 continue
     return min(found) if found else None
-
-
-def _cgroup_memory_folders() -> list[tuple[Path, Path, str, str]]:
-    """This process's memory cgroup folders (v2, v1): the mount, the folder, its limit and usage files."""
-    root, found = Path("/sys/fs/cgroup"), []
-    try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        lines = []
-    for line in lines:
-        _, controllers, path = [*line.split(":", 2), "", ""][:3]
-        if controllers == "":
-            found.append((root, root / path.lstrip("/"), "memory.max", "memory.current"))
-        elif "memory" in controllers.split(","):
-            mount = root / "memory"
-            found.append((mount, mount / path.lstrip("/"), "memory.limit_in_bytes", "memory.usage_in_bytes"))
-    return found
 
 
 def oom_kills() -> int | None:
@@ -139,9 +121,9 @@ def oom_kills() -> int | None:
     return None
 
 
-def _cgroup_folders(controller: str, v2_file: str) -> list[tuple[Path, Path, bool]]:
-    """(mount, folder, v2?) of this process's cgroup for ``controller`` (v1) and of its v2 cgroup when
-    the v2 folder has ``v2_file``."""
+def _cgroup_folders(controller: str) -> list[tuple[Path, Path, bool]]:
+    """(mount, folder, v2?) of this process's cgroups that may hold ``controller``'s files: its v2
+    cgroup and its v1 ``controller`` cgroup."""
     root, found = Path("/sys/fs/cgroup"), []
     try:
         lines = Path("/proc/self/cgroup").read_text().splitlines()
@@ -157,16 +139,19 @@ def _cgroup_folders(controller: str, v2_file: str) -> list[tuple[Path, Path, boo
     return found
 
 
+def _up_to(mount: Path, folder: Path) -> list[Path]:
+    """``folder`` and its ancestors up to the cgroup ``mount`` (each may set a limit)."""
+    return [here for here in [folder, *folder.parents] if here == mount or mount in here.parents]
+
+
 def _pids_folders() -> list[tuple[Path, Path]]:
-    """(mount, folder) of this process's pids cgroup (v1 or v2) and each ancestor below the mount."""
-    out = []
-    for mount, folder, _ in _cgroup_folders("pids", "pids.max"):
-        for here in [folder, *folder.parents]:
-            if here != mount and mount not in here.parents:
-                break
-            if (here / "pids.max").is_file():
-                out.append((mount, here))
-    return out
+    """(mount, folder) of this process's pids cgroup (v1 or v2) and each ancestor that sets a limit."""
+    return [
+        (mount, here)
+        for mount, folder, _ in _cgroup_folders("pids")
+        for here in _up_to(mount, folder)
+        if (here / "pids.max").is_file()
+    ]
 
 
 def task_limit() -> tuple[int, int, str] | None:
