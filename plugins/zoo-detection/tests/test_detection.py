@@ -133,6 +133,21 @@ def test_unknown_head_option_names_the_valid_ones(real_catalog):
         assemble(BACKBONES[0], "fasterrcnn", 2, pretrained=False, head_options={"levels": [3]})
 
 
+def test_roi_pooling_bins_and_samples_are_options_bounded_in_one_line(real_catalog):
+    options = {**tiny_options("fasterrcnn"), "roi_output_size": 5, "roi_sampling_ratio": 1}
+    model = assemble(BACKBONES[0], "fasterrcnn", 2, pretrained=False, head_options=options)
+    pool = model.head.net.roi_heads.box_roi_pool
+    assert (pool.output_size, pool.sampling_ratio) == ((5, 5), 1)
+    assert model.head.net.roi_heads.box_head.fc6.in_features == options.get("out_channels", 256) * 25
+    for bad in (-1, 17, 1.5, True):
+        with pytest.raises(
+            ZooError, match=r"^head 'fasterrcnn': roi_sampling_ratio = .* must be a whole number in \[0, 16\]$"
+        ):
+            assemble(
+                BACKBONES[0], "fasterrcnn", 2, pretrained=False, head_options={**options, "roi_sampling_ratio": bad}
+            )
+
+
 @pytest.mark.parametrize("head", HEADS)
 def test_train_steps_lower_the_loss(real_catalog, head):
     torch.manual_seed(0)

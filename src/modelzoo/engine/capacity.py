@@ -207,7 +207,9 @@ class TaskWatch:
     process of this cgroup could not start), the workers get ``grace`` seconds to fail by themselves
     (a gloo thread that could not start aborts its worker, which the launcher reports); a run still
     going then is stopped (``SIGKILL`` to the launcher's children), for a worker can also hang for good
-    in its half-built process group. :meth:`cause` words what happened for the failure line."""
+    in its half-built process group. :meth:`cause` words what happened for the failure line. The count
+    is the cgroup's: another program of the same container that hit the limit counts too (once the
+    limit is reached, the run's next thread would fail as well)."""
 
     def __init__(self, grace: float = 20.0, poll: float = 0.5) -> None:
         self.start, self.hits, self.stopped = task_limit_hits(), 0, False

@@ -372,6 +372,7 @@ FASTERRCNN_OWN = {
     "aspect_ratios",
     "representation_size",
     "roi_output_size",
+    "roi_sampling_ratio",
 }
 
 
@@ -397,6 +398,7 @@ def build_fasterrcnn(
     aspect_ratios: list[float] = (0.5, 1.0, 2.0),
     representation_size: int = 1024,
     roi_output_size: int = 7,
+    roi_sampling_ratio: int = 2,
     min_size: int = 512,
     max_size: int = 853,
     **options: Any,
@@ -405,11 +407,17 @@ def build_fasterrcnn(
 
     Anchors: one size per level, 8x the level's stride, with a max-pooled extra level (as torchvision's
     FPN detectors); a single level without FPN gets four octaves (1, 2, 4, 8 x stride) instead.
+    RoIAlign pools each box to ``roi_output_size`` squared bins of ``roi_sampling_ratio`` squared samples
+    (0: adaptive, as torchvision); its backward pass is most of a CPU training step, so a coarse map
+    (stride 16 and up) trains faster with 5 x 5 bins of one sample each, reading the same cells.
     """
     from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.models.detection.faster_rcnn import FasterRCNN, FastRCNNPredictor, TwoMLPHead
     from torchvision.ops import MultiScaleRoIAlign
 
+    for name, value, low in (("roi_output_size", roi_output_size, 1), ("roi_sampling_ratio", roi_sampling_ratio, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= 16:
+            raise ZooError(f"head 'fasterrcnn': {name} = {value!r:.40} must be a whole number in [{low}, 16]")
     kw = _split_kwargs(
         FasterRCNN, {**options, "min_size": min_size, "max_size": max_size}, "fasterrcnn", FASTERRCNN_OWN
     )
@@ -424,7 +432,7 @@ def build_fasterrcnn(
     )
     ratios = tuple(float(r) for r in aspect_ratios)
     anchors = AnchorGenerator(sizes, (ratios,) * len(sizes))
-    roi_pool = MultiScaleRoIAlign(neck.base_names, output_size=roi_output_size, sampling_ratio=2)
+    roi_pool = MultiScaleRoIAlign(neck.base_names, output_size=roi_output_size, sampling_ratio=roi_sampling_ratio)
     box_head = TwoMLPHead(out_channels * roi_output_size**2, representation_size)
     predictor = FastRCNNPredictor(representation_size, num_classes + 1)
     neck.out_channels = out_channels  # torchvision checks its backbone slot has it
