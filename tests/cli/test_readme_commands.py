@@ -343,6 +343,15 @@ def _fashion_png(path: Path, index: int, size: int | None = None) -> None:
     (image.resize((size, size)) if size else image).save(path)
 
 
+def _demo_scene(path: Path) -> None:
+    """A 160 px scene composed as the detection demo's val scenes are (Fashion-MNIST test items), seed 2026."""
+    from PIL import Image
+    from zoo_detection.demo import _items, compose
+
+    items, labels = _items("test")
+    Image.fromarray(compose(items, labels, 1, 2026)[0][0]).save(path)
+
+
 def _shots(work: Path) -> None:
     """A camera's folder by day; one file cut short (the README's run skipped one unreadable file)."""
     for number, index in enumerate(range(9980, 9986)):
@@ -400,7 +409,7 @@ GIVENS: dict[str, Callable[[Path, dict[str, str]], None]] = {
         work,
         env,
     ),
-    "detection scene": lambda work, env: _fashion_png(work / "scene.png", 9995, size=160),
+    "detection scene": lambda work, env: _demo_scene(work / "scene.png"),
     "multilabel scenes": lambda work, env: (
         _fashion_png(work / "scene0.png", 1, 96),
         _fashion_png(work / "scene1.png", 2, 96),
