@@ -69,7 +69,7 @@ FPN = [
 ]
 
 
-def ROI(size: int, samples: int) -> list[str]:  # noqa: N802 (reads as a table column)
+def roi(size: int, samples: int) -> list[str]:
     return [f"model.head_options.roi_output_size={size}", f"model.head_options.roi_sampling_ratio={samples}"]
 
 
@@ -90,23 +90,23 @@ ARMS: dict[str, dict[str, Any]] = {
     "h1-ft5": _arm(1, 5, "none"),
     # RoIAlign's backward pass is ~40% of a CPU step at 7 x 7 bins of 2 x 2 samples; a stride-16 map's
     # boxes span 2-5 cells, so coarser pooling reads the same cells and frees time for epochs
-    "r5s1-h1-ft5": _arm(1, 5, "none", *ROI(5, 1)),
-    "r5s1-h1-ft6": _arm(1, 6, "none", *ROI(5, 1)),
-    "r4s1-h1-ft6": _arm(1, 6, "none", *ROI(4, 1)),
-    "r5s1-h1-ft7": _arm(1, 7, "none", *ROI(5, 1)),
-    "r7s1-h1-ft6": _arm(1, 6, "none", *ROI(7, 1)),
+    "r5s1-h1-ft5": _arm(1, 5, "none", *roi(5, 1)),
+    "r5s1-h1-ft6": _arm(1, 6, "none", *roi(5, 1)),
+    "r4s1-h1-ft6": _arm(1, 6, "none", *roi(4, 1)),
+    "r5s1-h1-ft7": _arm(1, 7, "none", *roi(5, 1)),
+    "r7s1-h1-ft6": _arm(1, 6, "none", *roi(7, 1)),
     "h1-ft5-lr2x": _arm(1, 5, "none", "stages.1.lr=1e-3"),
-    "r7s1-h1-ft6-lr2x": _arm(1, 6, "none", *ROI(7, 1), "stages.1.lr=1e-3"),
+    "r7s1-h1-ft6-lr2x": _arm(1, 6, "none", *roi(7, 1), "stages.1.lr=1e-3"),
     # the box head's classes are what is missed (hold-out AP@.5: Shirt 0.53, T-shirt and Coat 0.69):
     # a wider box head, or an FPN that brings the stride-32 map's semantics into the stride-16 map it reads
     "rep512-h1-ft5": _arm(1, 5, "none", "model.head_options.representation_size=512"),
     "fpn16-32-h1-ft5": _arm(1, 5, "none", *FPN),
     "r7s1-h1-ft6-lr2x-rep512": _arm(
-        1, 6, "none", *ROI(7, 1), "stages.1.lr=1e-3", "model.head_options.representation_size=512"
+        1, 6, "none", *roi(7, 1), "stages.1.lr=1e-3", "model.head_options.representation_size=512"
     ),
-    "r7s1-h1-ft6-lr4x": _arm(1, 6, "none", *ROI(7, 1), "stages.1.lr=2e-3"),
-    "r7s1-h1-ft6-lr8x": _arm(1, 6, "none", *ROI(7, 1), "stages.1.lr=4e-3"),
-    "r7s1-h1-ft6-lr2x-blocks7": _arm(1, 6, "none", *ROI(7, 1), "stages.1.lr=1e-3", BLOCKS7),
+    "r7s1-h1-ft6-lr4x": _arm(1, 6, "none", *roi(7, 1), "stages.1.lr=2e-3"),
+    "r7s1-h1-ft6-lr8x": _arm(1, 6, "none", *roi(7, 1), "stages.1.lr=4e-3"),
+    "r7s1-h1-ft6-lr2x-blocks7": _arm(1, 6, "none", *roi(7, 1), "stages.1.lr=1e-3", BLOCKS7),
 }
 
 

@@ -291,22 +291,9 @@ def test_a_worker_the_kernel_killed_for_memory_is_said_so(tmp_path):
     group = memory_cgroup(f"zoo-oom-{os.getpid()}", 1792 * 2**20)
     if group is None:
         pytest.skip("no memory cgroup can be made here (needs root and a memory controller)")
-    write_color_images(tmp_path / "data" / "train", 43, seed=0)
-    write_color_images(tmp_path / "data" / "val", 2, seed=1)
-    recipe = {
-        "name": "big",
-        "device": "cpu",
-        "model": {"backbone": "timm:test_convnext", "pretrained": False, "head": "linear"},
-        "data": {"path": str(tmp_path / "data"), "image_size": 224, "batch_size": 128},
-        "stages": [{"name": "all", "train": "all", "epochs": 1}],
-    }
-    (tmp_path / "big.toml").write_text(tomli_w.dumps(recipe))
-    out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "modelzoo", "finetune", str(tmp_path / "big.toml"), "--out", str(out)]
-    env = clean_env(
-        MODELZOO_PLUGINS="classification,timm", MODELZOO_CACHE=str(tmp_path / "cache"), MODELZOO_CHANNELS_LAST="0"
-    )
-    proc = run_in_cgroup(group, [*cmd, "--quiet", "--nproc", "2"], env, timeout=300)
+    cmd, env = nproc2_run(tmp_path, 43, {"image_size": 224, "batch_size": 128}, epochs=1)
+    env["MODELZOO_CHANNELS_LAST"] = "0"
+    proc = run_in_cgroup(group, cmd, env, timeout=300)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and lines, proc.stderr
     assert lines[-1].startswith("error: worker rank ") and "was killed by SIGKILL" in lines[-1], proc.stderr
@@ -347,27 +334,26 @@ def test_a_task_limit_below_what_nproc_starts_is_refused_naming_the_fix(monkeypa
         capacity._check_tasks(4, 16, (30, 0, "ulimit -u 30"))
 
 
-def _small_run(tmp_path: Path) -> tuple[list[str], dict[str, str]]:
-    write_color_images(tmp_path / "data" / "train", 8, seed=0)
+def nproc2_run(tmp_path: Path, images: int, data: dict, epochs: int) -> tuple[list[str], dict[str, str]]:
+    """``zoo finetune --nproc 2`` of a random-init test_convnext on ``images`` colour images (+ ``data``)."""
+    write_color_images(tmp_path / "data" / "train", images, seed=0)
     write_color_images(tmp_path / "data" / "val", 2, seed=1)
     recipe = {
-        "name": "small",
+        "name": "nproc2",
         "device": "cpu",
         "model": {"backbone": "timm:test_convnext", "pretrained": False, "head": "linear"},
-        "data": {
-            "path": str(tmp_path / "data"),
-            "image_size": 32,
-            "batch_size": 8,
-            "mean": [0.5] * 3,
-            "std": [0.5] * 3,
-        },
-        "stages": [{"name": "all", "train": "all", "epochs": 2}],
+        "data": {"path": str(tmp_path / "data"), **data},
+        "stages": [{"name": "all", "train": "all", "epochs": epochs}],
     }
-    (tmp_path / "small.toml").write_text(tomli_w.dumps(recipe))
-    cmd = [sys.executable, "-m", "modelzoo", "finetune", str(tmp_path / "small.toml"), "--out", str(tmp_path / "run")]
+    (tmp_path / "nproc2.toml").write_text(tomli_w.dumps(recipe))
+    cmd = [sys.executable, "-m", "modelzoo", "finetune", str(tmp_path / "nproc2.toml"), "--out", str(tmp_path / "run")]
     env = clean_env(MODELZOO_PLUGINS="classification,timm", MODELZOO_CACHE=str(tmp_path / "cache"))
     env.pop("OMP_NUM_THREADS", None)
     return [*cmd, "--quiet", "--nproc", "2"], env
+
+
+def _small_run(tmp_path: Path) -> tuple[list[str], dict[str, str]]:
+    return nproc2_run(tmp_path, 8, {"image_size": 32, "batch_size": 8, "mean": [0.5] * 3, "std": [0.5] * 3}, 2)
 
 
 @pytest.mark.attack("distributed")
