@@ -428,3 +428,34 @@ def test_workers_that_hang_after_a_thread_was_refused_are_stopped(tmp_path):
     assert f"child: -{int(signal.SIGKILL)}" in proc.stdout, proc.stdout + proc.stderr
     assert "cause: threads could not start (1 refused): the task limit was reached (pids.max " in proc.stdout
     assert "the workers were stopped after 1 s" in proc.stdout
+
+
+@pytest.mark.attack("distributed")
+def test_nproc_under_a_real_ulimit_u_is_one_line_before_any_worker_starts():
+    """``ulimit -u`` (RLIMIT_NPROC) counts every thread of the user, and root is not held to it: the run is
+    a real other user (``setpriv``, uid 65534) under ``prlimit --nproc 8``, refused in one line."""
+    import shutil
+    import stat
+    import tempfile
+
+    if os.geteuid() != 0 or not shutil.which("setpriv") or not shutil.which("prlimit"):
+        pytest.skip("needs root, setpriv and prlimit to run as another user under ulimit -u")
+    work = Path(tempfile.mkdtemp(prefix="zoo-ulimit-"))  # in /tmp: pytest's own folders are private
+    try:
+        cmd, env = nproc2_run(work, 4, {"image_size": 32, "batch_size": 4}, epochs=1)
+        for path in [work, *work.rglob("*")]:  # readable by the other user; the run folder writable
+            path.chmod(path.stat().st_mode | stat.S_IROTH | stat.S_IXOTH)
+        work.chmod(0o777)
+        env["HOME"] = str(work)
+        user = ["prlimit", "--nproc=8", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        probe = subprocess.run([*user, sys.executable, "-c", "import modelzoo"], env=env, cwd=work, capture_output=True)
+        if probe.returncode:
+            pytest.skip("another user cannot run this environment's python (its folders are private)")
+        proc = subprocess.run([*user, *cmd], env=env, cwd=work, capture_output=True, text=True, timeout=120)
+        made = (work / "run").exists()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: --nproc 2 starts at least ") and "(ulimit -u 8, " in lines[0], lines[0]
+    assert not made

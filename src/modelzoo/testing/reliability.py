@@ -25,7 +25,7 @@ ATTACKS: dict[str, str] = {
     " an address-space limit too small for torch",
     "distributed": "a killed worker, a port in use, an unreachable rendezvous, resuming with another world size,"
     " a lost node, a rendezvous port held by another program, nodes that never come, restarts across nodes,"
-    " a task limit (pids.max) that stops the workers' threads from starting, up front or mid-run",
+    " a task limit (pids.max, ulimit -u) that stops the workers' threads from starting, up front or mid-run",
     "caches": "stale, foreign and malicious feature caches",
     "recipes": "recipe values, types, overrides (--set) and encodings",
     "files": "truncated or bit-flipped safetensors, sha256 mismatches, malicious pickles as weights, checkpoints"
