@@ -61,9 +61,10 @@ def _check_tasks(nproc: int, cores: int, limit: tuple[int, int, str] | None = No
     limit = task_limit() if limit is None else limit
     if limit is None:
         return
+    from ..util.cores import worker_threads
+
     most, used, where = limit
-    omp = os.environ.get("OMP_NUM_THREADS", "")
-    threads = int(omp) if omp.isdigit() and int(omp) > 0 else max(1, cores // nproc)  # as launch_threads sets
+    threads = worker_threads(nproc, cores)  # what launch_threads gives each worker
     need, free = nproc * (threads + WORKER_TASKS) + LAUNCHER_TASKS, most - used
     if need > free:
         fit = max(0, (free - LAUNCHER_TASKS) // (threads + WORKER_TASKS))
@@ -224,7 +225,7 @@ class TaskWatch:
         seen = None
         while not self._done.wait(self.poll):
             now = task_limit_hits()
-            if now is None or self.start is None or now <= self.start:
+            if now is None or now <= self.start:  # (the watch runs only where start was counted)
                 continue
             self.hits = now - self.start
             seen = seen or time.monotonic()

@@ -477,7 +477,9 @@ def _write_record(folder: Path, exc: BaseException, line: str, consequence: bool
 
 def restarted_resume(out: str | None, resume: str | None) -> str | None:
     """A worker a launcher restarted, for a run started with ``--out``: the folder to resume, or None to
-    start the run (again). Every rank must decide alike, so the decision rests on ``checkpoint/last.pt``: in the first attempt
+    start the run (again).
+
+    Every rank must decide alike, so the decision rests on ``checkpoint/last.pt``: in the first attempt
     no rank can see one before every rank has decided (the first checkpoint follows training steps
     that need them all), and a restart begins only once the earlier attempt's workers have all stopped.
     A restarted worker is one under :func:`launch`, which checked that ``--out`` held no run when it

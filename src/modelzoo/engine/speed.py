@@ -26,17 +26,18 @@ a run on one machine, so threads x processes never exceed them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 
-from ..util.cores import usable_cores
+from ..util.cores import usable_cores, worker_threads
 from ..util.files import atomic_write_text, read_json_object
 from ..util.paths import cache_dir
 
@@ -130,7 +131,7 @@ def launch_threads(nproc: int, environ: dict[str, str] | None = None) -> None:
     the user set ``OMP_NUM_THREADS``; torchrun would otherwise give each one thread), and every worker
     inherits the passive wait policy."""
     env = os.environ if environ is None else environ
-    env.setdefault("OMP_NUM_THREADS", str(max(1, usable_cores() // max(1, nproc))))
+    env.setdefault("OMP_NUM_THREADS", str(worker_threads(nproc, usable_cores(), env)))
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
@@ -246,37 +247,48 @@ def measure(
 ) -> dict:
     """Timings of the candidates for inference and (``train``) a training step, with the module's state,
     its trainable flags and torch's RNG as they were before (and its layout contiguous)."""
-    buffers = {k: v.detach().clone() for k, v in backbone.state_dict().items()}
-    flags = [(p, p.requires_grad) for p in backbone.parameters()]
-    was_training = backbone.training
     variants: dict[str, tuple[bool, torch.dtype | None]] = {"contiguous": (False, None), "channels_last": (True, None)}
     result: dict[str, Any] = {}
+    with _untouched(backbone, device):
+        x = torch.randn(min(batch, MAX_BATCH), *shape, device=device)
+        backbone.eval()
+        result["infer"] = time_variants(backbone, x, variants, train=False)
+        if try_bf16 and bf16_holds(backbone, x):
+            result["infer"].update(time_variants(backbone, x, {"channels_last_bf16": (True, torch.bfloat16)}, False))
+        if not train:
+            return result
+        _all_trainable(backbone)
+        result["train"] = time_variants(backbone, x, variants, train=True)
+        if "channels_last_bf16" in result["infer"]:
+            result["train"].update(time_variants(backbone, x, {"channels_last_bf16": (True, torch.bfloat16)}, True))
+    return result
+
+
+@contextlib.contextmanager
+def _untouched(module: torch.nn.Module, device: torch.device) -> Iterator[None]:
+    """A measurement inside leaves things as they were: torch's RNG (forked, seeded 0 inside), the
+    module's state, trainable flags, gradients, train/eval mode and layout (contiguous)."""
+    buffers = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    flags = [(p, p.requires_grad) for p in module.parameters()]
+    was_training = module.training
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(0)
-        x = torch.randn(min(batch, MAX_BATCH), *shape, device=device)
         try:
-            backbone.eval()
-            result["infer"] = time_variants(backbone, x, variants, train=False)
-            if try_bf16 and bf16_holds(backbone, x):
-                result["infer"].update(
-                    time_variants(backbone, x, {"channels_last_bf16": (True, torch.bfloat16)}, False)
-                )
-            if not train:
-                return result
-            backbone.train()
-            for p, _ in flags:
-                p.requires_grad_(p.is_floating_point())
-            result["train"] = time_variants(backbone, x, variants, train=True)
-            if "channels_last_bf16" in result["infer"]:
-                result["train"].update(time_variants(backbone, x, {"channels_last_bf16": (True, torch.bfloat16)}, True))
+            yield
         finally:
             for p, flag in flags:
                 p.grad = None
                 p.requires_grad_(flag)
-            backbone.load_state_dict(buffers)
-            backbone.train(was_training)
-            backbone.to(memory_format=torch.contiguous_format)
-    return result
+            module.load_state_dict(buffers)
+            module.train(was_training)
+            module.to(memory_format=torch.contiguous_format)
+
+
+def _all_trainable(module: torch.nn.Module) -> None:
+    """Train mode, every floating-point parameter trainable: a training step as a full fine-tune takes it."""
+    module.train()
+    for p in module.parameters():
+        p.requires_grad_(p.is_floating_point())
 
 
 def measure_task(task: Any, model: torch.nn.Module, batch: Any, device: torch.device, train: bool = True) -> dict:
@@ -285,9 +297,7 @@ def measure_task(task: Any, model: torch.nn.Module, batch: Any, device: torch.de
     (inference) and ``loss`` + backward (training, every layer trainable); bf16 is timed only where its
     ``eval_batch`` outputs stay within :data:`BF16_TOLERANCE` of fp32's. The model's state, trainable
     flags and torch's RNG are left as they were, and so is the task's autocast dtype."""
-    buffers = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    was_training, dtype_before = model.training, task.amp_dtype
+    dtype_before = task.amp_dtype
     fp32 = {"contiguous": (False, None)}
     bf16 = {"bf16": (False, torch.bfloat16)}
     result: dict[str, Any] = {}
@@ -302,9 +312,8 @@ def measure_task(task: Any, model: torch.nn.Module, batch: Any, device: torch.de
         loss, _n = task.loss(model, batch)
         loss.backward()
 
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(0)
-        try:
+    try:
+        with _untouched(model, device):
             model.eval()
             with torch.no_grad():
                 examples = int(task.loss(model, batch)[1])
@@ -314,19 +323,12 @@ def measure_task(task: Any, model: torch.nn.Module, batch: Any, device: torch.de
                 result["infer"].update(_time(bf16, infer, examples, model, device))
             if not train:
                 return result
-            model.train()
-            for p, _ in flags:
-                p.requires_grad_(p.is_floating_point())
+            _all_trainable(model)
             result["train"] = _time(fp32, step, examples, model, device)
             if holds:
                 result["train"].update(_time(bf16, step, examples, model, device))
-        finally:
-            task.amp_dtype = dtype_before
-            for p, flag in flags:
-                p.grad = None
-                p.requires_grad_(flag)
-            model.load_state_dict(buffers)
-            model.train(was_training)
+    finally:
+        task.amp_dtype = dtype_before
     return result
 
 

@@ -56,6 +56,13 @@ def usable_cores() -> int:
     return max(1, cores)
 
 
+def worker_threads(nproc: int, cores: int, environ: dict[str, str] | None = None) -> int:
+    """OpenMP threads of each of ``nproc`` worker processes sharing ``cores``: the user's ``OMP_NUM_THREADS``
+    when set to a whole number, else an equal share (at least 1)."""
+    given = (os.environ if environ is None else environ).get("OMP_NUM_THREADS", "")
+    return int(given) if given.isdigit() and int(given) > 0 else max(1, cores // max(1, nproc))
+
+
 def load_average() -> float | None:
     """The 1-minute load average (runnable processes), or None where the system has none."""
     try:

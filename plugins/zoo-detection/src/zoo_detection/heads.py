@@ -408,8 +408,8 @@ def build_fasterrcnn(
     Anchors: one size per level, 8x the level's stride, with a max-pooled extra level (as torchvision's
     FPN detectors); a single level without FPN gets four octaves (1, 2, 4, 8 x stride) instead.
     RoIAlign pools each box to ``roi_output_size`` squared bins of ``roi_sampling_ratio`` squared samples
-    (0: adaptive, as torchvision); its backward pass is most of a CPU training step, so a coarse map
-    (stride 16 and up) trains faster with 5 x 5 bins of one sample each, reading the same cells.
+    (0: adaptive, as torchvision); its backward pass was ~40% of a CPU training step at 2 x 2 samples,
+    and on a coarse map (stride 16 and up) one sample per bin reads the same cells, faster.
     """
     from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.models.detection.faster_rcnn import FasterRCNN, FastRCNNPredictor, TwoMLPHead
