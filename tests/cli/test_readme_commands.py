@@ -346,9 +346,10 @@ def _fashion_png(path: Path, index: int, size: int | None = None) -> None:
 def _demo_scene(path: Path) -> None:
     """A 160 px scene composed as the detection demo's val scenes are (Fashion-MNIST test items), seed 2026."""
     from PIL import Image
-    from zoo_detection.demo import _items, compose
+    from zoo_classification.data import fashion_mnist_arrays
+    from zoo_detection.demo import compose
 
-    items, labels = _items("test")
+    items, labels = fashion_mnist_arrays("test")
     Image.fromarray(compose(items, labels, 1, 2026)[0][0]).save(path)
 
 

@@ -69,6 +69,8 @@ def modelzoo_specs() -> list[Spec]:
                 "fpn": True,
                 "out_channels": 256,
                 "representation_size": 1024,
+                "roi_output_size": 7,
+                "roi_sampling_ratio": 2,
                 "aspect_ratios": [0.5, 1.0, 2.0],
             },
         ),
